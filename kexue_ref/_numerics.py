@@ -1,0 +1,345 @@
+r"""Stable primitives shared by every topic: log-sum-exp, softmax, sigmoid, softplus, masking.
+
+This module is the one home of the max-shift and of the fully-masked-row policy (decision
+D4 of ``docs/conventions.md``). Every function is written in ``autograd.numpy`` so it can be
+differentiated to any order, keeps the floating dtype of its input, and never produces NaN
+from valid input:
+
+* the shift ``m`` is the per-axis maximum (``keepdims=True``), never a global maximum, and it
+  is treated as a constant (the results do not depend on it, so its derivative is zero);
+* an all ``-inf`` slice is a slice with no mass: ``logsumexp = -inf`` and ``softmax = 0``,
+  with gradient 0 (SciPy returns NaN for that softmax; torch and JAX return NaN gradients);
+* ``+inf`` and NaN inputs are refused with a ``ValueError`` naming the argument.
+
+Shapes: any; the reduction runs along ``axis`` (default -1, the last one).
+
+Reference for the numerics: P. Blanchard, D. J. Higham, N. J. Higham, "Accurate computation
+of the log-sum-exp and softmax functions", IMA J. Numer. Anal. 41 (2021),
+doi:10.1093/imanum/draa038. Smooth maximum: https://kexue.fm/archives/3290 and
+https://kexue.fm/archives/6620.
+"""
+import autograd.numpy as np
+import numpy as onp
+from autograd.extend import defjvp, defvjp, primitive
+from autograd.scipy.special import expit as _expit
+from autograd.tracer import getval
+
+from kexue_ref._validate import as_float, check_axis, check_float_array, value_of
+
+__all__ = [
+    "logsumexp", "softmax", "log_softmax", "sigmoid", "log_sigmoid", "softplus",
+    "masked_softmax", "stop_gradient",
+]
+
+
+# ---------------------------------------------------------------------------
+# Public functions (validate, then call the private kernels below)
+# ---------------------------------------------------------------------------
+
+def logsumexp(x, axis=-1, keepdims=False):
+    r"""Log-sum-exp along one axis, shifted by the per-axis maximum.
+
+    .. math:: \mathrm{LSE}(x) = m + \log \sum_i e^{x_i - m}, \qquad m = \max_i x_i
+
+    Parameters
+    ----------
+    x : array, any shape; may contain ``-inf`` (a zero weight), not ``+inf`` or NaN.
+    axis : int, the axis reduced over (must be non-empty).
+    keepdims : bool, keep the reduced axis with length 1.
+
+    Returns
+    -------
+    array, the shape of ``x`` without ``axis`` (or with length 1 there if ``keepdims``).
+
+    Notes
+    -----
+    Source: https://kexue.fm/archives/6620 (max ≈ logsumexp); Blanchard, Higham & Higham 2021.
+    Conventions: an all ``-inf`` slice gives ``-inf`` with gradient 0 (D4); the gradient of
+    LSE is :func:`softmax`.
+
+    Examples
+    --------
+    >>> import numpy as onp
+    >>> float(logsumexp(onp.array([1000.0, 1000.0])))  # the naive form overflows
+    1000.6931471805599
+    >>> float(logsumexp(onp.array([-onp.inf, -onp.inf])))
+    -inf
+    """
+    x = _checked(x, "x")
+    return _logsumexp(x, check_axis(x, axis, "x"), keepdims)
+
+
+def softmax(x, axis=-1):
+    r"""Softmax along one axis, shifted by the per-axis maximum.
+
+    .. math:: \mathrm{softmax}(x)_i = \frac{e^{x_i - m}}{\sum_j e^{x_j - m}}, \qquad m = \max_j x_j
+
+    Parameters
+    ----------
+    x : array, any shape; ``-inf`` entries get probability 0; no ``+inf`` or NaN.
+    axis : int, the axis normalised over.
+
+    Returns
+    -------
+    array, the shape of ``x``; each slice sums to 1, or is all 0 for an all ``-inf`` slice (D4).
+
+    Notes
+    -----
+    Source: https://kexue.fm/archives/6620 ("softmax is the smooth one-hot of argmax").
+    softmax is the gradient of :func:`logsumexp`.
+
+    Examples
+    --------
+    >>> import numpy as onp
+    >>> softmax(onp.array([0.0, onp.log(3.0)])).round(6).tolist()
+    [0.25, 0.75]
+    >>> softmax(onp.array([-onp.inf, -onp.inf])).tolist()  # SciPy gives [nan, nan]
+    [0.0, 0.0]
+    """
+    x = _checked(x, "x")
+    return _softmax(x, check_axis(x, axis, "x"))
+
+
+def log_softmax(x, axis=-1):
+    r"""Log of the softmax along one axis.
+
+    .. math:: \log\mathrm{softmax}(x)_i = x_i - \mathrm{LSE}(x)
+
+    Parameters
+    ----------
+    x : array, any shape; ``-inf`` entries map to ``-inf``; no ``+inf`` or NaN.
+    axis : int
+
+    Returns
+    -------
+    array, the shape of ``x``. An all ``-inf`` slice gives all ``-inf`` (log 0), with a finite
+    gradient.
+
+    Notes
+    -----
+    Source: Blanchard, Higham & Higham 2021 (computed as ``(x - m) - log Σ e^{x - m}``).
+    """
+    x = _checked(x, "x")
+    return _log_softmax(x, check_axis(x, axis, "x"))
+
+
+def sigmoid(x):
+    r"""Logistic sigmoid, overflow-free for any finite input.
+
+    .. math:: \sigma(x) = \frac{1}{1 + e^{-x}}
+
+    Parameters
+    ----------
+    x : array, any shape; ``±inf`` give exactly 1 and 0; no NaN.
+
+    Returns
+    -------
+    array, the shape of ``x``, values in [0, 1].
+
+    Notes
+    -----
+    Source: SciPy's ``expit`` (with autograd's VJP ``σ(1 − σ)``).
+
+    Examples
+    --------
+    >>> float(sigmoid(0.0)), float(sigmoid(-800.0))
+    (0.5, 0.0)
+    """
+    x = _checked(x, "x", allow_pos_inf=True)
+    return _expit(x)
+
+
+def log_sigmoid(x):
+    r"""Log of the sigmoid, without underflow for large negative inputs.
+
+    .. math:: \log \sigma(x) = -\mathrm{softplus}(-x)
+
+    Parameters
+    ----------
+    x : array, any shape, finite.
+
+    Returns
+    -------
+    array, the shape of ``x``, values ≤ 0.
+
+    Notes
+    -----
+    Source: the identity above; ``scipy.special.log_expit`` gives the same values.
+    """
+    x = _checked(x, "x")
+    return -_softplus(-x)
+
+
+def softplus(x):
+    r"""Softplus, the log-sum-exp of (x, 0): a smooth ReLU.
+
+    .. math:: \mathrm{softplus}(x) = \log(1 + e^{x}) = \mathrm{LSE}(x, 0)
+
+    Parameters
+    ----------
+    x : array, any shape, finite.
+
+    Returns
+    -------
+    array, the shape of ``x``, values > 0 (``softplus(x) - relu(x)`` lies in (0, log 2]).
+
+    Notes
+    -----
+    Source: derived from https://kexue.fm/archives/3290 (relu = max(x, 0) ≈ LSE(x, 0));
+    the post does not state it, see ``docs/smoothing.md``.
+
+    Examples
+    --------
+    >>> float(softplus(0.0)) == float(onp.log(2.0))
+    True
+    """
+    x = _checked(x, "x")
+    return _softplus(x)
+
+
+def masked_softmax(x, mask, axis=-1, fill=None):
+    r"""Softmax over the allowed entries only (decision D4).
+
+    .. math:: P_i = \frac{[A_i]\, e^{x_i - m}}{\sum_{j: A_j} e^{x_j - m}}, \qquad
+              m = \max_{j: A_j} x_j
+
+    A slice with no allowed entry (a fully masked row) gives ``P = 0`` and gradient 0.
+    With ``fill=c`` the disallowed scores are *replaced* by ``c`` before an ordinary softmax
+    (the ``-1e9`` convention of many frameworks); a fully masked row then becomes uniform.
+
+    Parameters
+    ----------
+    x : array, any shape; no ``+inf`` or NaN.
+    mask : bool array broadcastable to ``x.shape``; True means "may attend".
+    axis : int
+    fill : None or a finite float. None (default) is the exact masked softmax.
+
+    Returns
+    -------
+    array, the shape of ``x``.
+
+    Notes
+    -----
+    Source: SPEC §7.2 "Masked softmax"; https://kexue.fm/archives/6853. The finite-constant
+    option follows ``openai/sparse_attention`` (replacement with -1e9); it is *not* the
+    additive ``-1e10`` masking of the Keras code, see ``docs/conventions.md``.
+
+    Examples
+    --------
+    >>> import numpy as onp
+    >>> x = onp.array([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]])
+    >>> m = onp.array([[True, False, True], [False, False, False]])
+    >>> masked_softmax(x, m).round(4).tolist()
+    [[0.1192, 0.0, 0.8808], [0.0, 0.0, 0.0]]
+    >>> masked_softmax(x, m, fill=-1e9).round(4).tolist()[1]
+    [0.3333, 0.3333, 0.3333]
+    """
+    x = _checked(x, "x", allow_neg_inf=True)
+    axis = check_axis(x, axis, "x")
+    mask_v = value_of(mask)
+    if mask_v.dtype != onp.bool_:
+        raise TypeError(f"mask must be a boolean array (True = may attend), got dtype {mask_v.dtype}")
+    try:
+        onp.broadcast_shapes(mask_v.shape, value_of(x).shape)
+    except ValueError:
+        raise ValueError(f"mask of shape {mask_v.shape} does not broadcast to x of shape "
+                         f"{value_of(x).shape}") from None
+    if onp.broadcast_shapes(mask_v.shape, value_of(x).shape) != value_of(x).shape:
+        raise ValueError(f"mask of shape {mask_v.shape} would enlarge x of shape {value_of(x).shape}")
+    if fill is None:
+        return _masked_softmax(x, mask_v, axis)
+    fill = float(fill)
+    if not onp.isfinite(fill):
+        raise ValueError(f"fill must be a finite number (use fill=None for exact masking), got {fill}")
+    # Replacement masking: disallowed scores become the constant c, then a plain softmax.
+    return _softmax(np.where(mask_v, x, _const(fill, x)), axis)
+
+
+# ---------------------------------------------------------------------------
+# stop_gradient: identity forward, zero VJP (used by straight-through estimators)
+# ---------------------------------------------------------------------------
+
+@primitive
+def stop_gradient(x):
+    """Identity on values; its gradient is zero (``sg`` in the straight-through formulas).
+
+    Parameters
+    ----------
+    x : array, any shape.
+
+    Returns
+    -------
+    array, ``x`` itself.
+
+    Notes
+    -----
+    Source: the stop-gradient operator of straight-through estimators (Bengio et al. 2013,
+    arXiv 1308.3432); autograd has none built in.
+    """
+    return x
+
+
+defvjp(stop_gradient, lambda ans, x: lambda g: np.zeros_like(g))
+defjvp(stop_gradient, lambda g, ans, x: np.zeros_like(g))
+
+
+# ---------------------------------------------------------------------------
+# Private kernels: no validation, called by the topic modules on checked input
+# ---------------------------------------------------------------------------
+
+def _checked(x, name, allow_pos_inf=False, allow_neg_inf=True):
+    x = as_float(x, name)
+    check_float_array(x, name, allow_neg_inf=allow_neg_inf, allow_pos_inf=allow_pos_inf)
+    return x
+
+
+def _const(value, like):
+    """A 0-d constant in the floating dtype of ``like`` (keeps float32 math float32)."""
+    return onp.asarray(value, dtype=value_of(like).dtype)
+
+
+def _shift(x, axis):
+    """The per-axis max shift m (keepdims), with non-finite maxima replaced by 0.
+
+    m is computed on the plain value: the results do not depend on it mathematically, so
+    holding it constant gives exact derivatives of every order.
+    """
+    m = onp.max(getval(x), axis=axis, keepdims=True)
+    return onp.where(onp.isfinite(m), m, onp.zeros_like(m))
+
+
+def _logsumexp(x, axis, keepdims=False):
+    m = _shift(x, axis)
+    # s = Σ_i e^{x_i − m}; every term ≤ 1 and the largest is 1 unless the slice is all −inf.
+    s = np.sum(np.exp(x - m), axis=axis, keepdims=True)
+    empty = getval(s) == 0
+    # LSE = m + log s, and −inf where s = 0 (all −inf slice); log is taken of a safe 1 there.
+    out = m + np.log(np.where(empty, _const(1.0, x), s)) + np.where(empty, _const(-onp.inf, x), _const(0.0, x))
+    return out if keepdims else np.squeeze(out, axis=axis)
+
+
+def _softmax(x, axis):
+    m = _shift(x, axis)
+    # e_i = e^{x_i − m}
+    e = np.exp(x - m)
+    s = np.sum(e, axis=axis, keepdims=True)
+    # P_i = e_i / Σ_j e_j; an all −inf slice has e = 0 and is divided by a safe 1 (P = 0).
+    return e / np.where(getval(s) == 0, _const(1.0, x), s)
+
+
+def _log_softmax(x, axis):
+    m = _shift(x, axis)
+    z = x - m
+    s = np.sum(np.exp(z), axis=axis, keepdims=True)
+    # log P_i = (x_i − m) − log Σ_j e^{x_j − m}
+    return z - np.log(np.where(getval(s) == 0, _const(1.0, x), s))
+
+
+def _masked_softmax(x, mask, axis):
+    # Disallowed scores become −inf (weight 0); an all-disallowed slice then gives 0 (D4).
+    return _softmax(np.where(mask, x, _const(-onp.inf, x)), axis)
+
+
+def _softplus(x):
+    # softplus(x) = log(e^0 + e^x), computed by logaddexp without overflow.
+    return np.logaddexp(_const(0.0, x), x)

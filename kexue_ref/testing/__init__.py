@@ -1,0 +1,32 @@
+"""The checking API: compare any implementation with the oracle, values and gradients.
+
+>>> import numpy as np
+>>> from kexue_ref.testing import check
+>>> def my_smooth_max(x, scale=1.0, axis=-1):          # a candidate written without the shift
+...     return np.log(np.sum(np.exp(scale * x), axis=axis)) / scale
+>>> report = check(my_smooth_max, "smoothing.smooth_max", cases="quick")
+>>> report.passed
+True
+
+Main entry points: :func:`check` (returns a :class:`Report`), :func:`assert_matches`
+(raises ``AssertionError`` with the report), :func:`compare`, :func:`check_grads`, and the
+published tolerance table :data:`TOLERANCES`.
+"""
+from kexue_ref.testing._check import (  # noqa: F401
+    CaseResult,
+    Comparison,
+    Report,
+    assert_matches,
+    autograd_vjp,
+    check,
+    compare,
+    make_cotangents,
+    reference_grads,
+    reference_outputs,
+)
+from kexue_ref.testing.gradcheck import GradCheckError, check_grads  # noqa: F401
+from kexue_ref.testing.tolerances import TOLERANCES, tolerance_for  # noqa: F401
+
+__all__ = ["check", "assert_matches", "compare", "Report", "CaseResult", "Comparison",
+           "reference_outputs", "reference_grads", "make_cotangents", "autograd_vjp",
+           "check_grads", "GradCheckError", "TOLERANCES", "tolerance_for"]

@@ -1,0 +1,70 @@
+"""Adapters: how ``check`` hands arrays to a candidate and gets values and gradients back.
+
+An adapter has three methods:
+
+* ``to_candidate(array, dtype)``: a NumPy input as the candidate wants it (floating arrays
+  cast to ``dtype``; integer and boolean arrays unchanged);
+* ``to_numpy(x)``: a candidate output or gradient as a NumPy array;
+* ``vjp(candidate, spec, case, dtype, cotangents, grads)``: the candidate's gradients w.r.t.
+  ``spec.diff`` for the oracle's cotangents, in order.
+
+:class:`NumpyAdapter` is the default. Framework adapters (torch, jax) are looked up by name in
+:data:`FRAMEWORK_ADAPTERS` and imported only when asked for, so neither framework is needed
+to use the rest of the library.
+"""
+import importlib
+
+import numpy as onp
+
+__all__ = ["NumpyAdapter", "get_adapter", "FRAMEWORK_ADAPTERS"]
+
+#: name -> "module:attribute" of adapters living in optional modules (filled by the
+#: frameworks issue; importing them imports the framework).
+FRAMEWORK_ADAPTERS = {}
+
+
+class NumpyAdapter:
+    """Candidates that take and return NumPy arrays (or anything ``numpy.asarray`` accepts)."""
+
+    name = "numpy"
+
+    def to_candidate(self, array, dtype):
+        array = onp.asarray(array)
+        if array.dtype.kind == "f":
+            return array.astype(onp.dtype(str(dtype)))
+        return array
+
+    def to_numpy(self, x):
+        return onp.asarray(x)
+
+    def vjp(self, candidate, spec, case, dtype, cotangents, grads):
+        from kexue_ref.testing._check import autograd_vjp
+
+        inputs = {n: self.to_candidate(case.inputs[n], dtype) for n in spec.inputs}
+        cot = tuple(None if u is None else self.to_candidate(u, dtype) for u in cotangents)
+        if grads == "autograd":
+            return autograd_vjp(candidate, spec, inputs, case.params, cot)
+        if not callable(grads):
+            raise TypeError("grads must be None, 'autograd' or a callable "
+                            "grads(cotangent, *arrays, **params)")
+        cot_arg = cot[0] if len(spec.outputs) == 1 else cot
+        out = grads(cot_arg, *[inputs[n] for n in spec.inputs], **case.params)
+        if len(spec.diff) == 1 and not isinstance(out, (tuple, list)):
+            out = (out,)
+        if len(out) != len(spec.diff):
+            raise ValueError(f"grads returned {len(out)} arrays; {spec.name} has "
+                             f"{len(spec.diff)} differentiable inputs {spec.diff}")
+        return tuple(out)
+
+
+def get_adapter(adapter):
+    """An adapter instance from None (NumPy), a name, or an adapter object."""
+    if adapter is None or adapter == "numpy":
+        return NumpyAdapter()
+    if isinstance(adapter, str):
+        if adapter not in FRAMEWORK_ADAPTERS:
+            raise ValueError(f"unknown adapter {adapter!r}; known: "
+                             f"{['numpy'] + sorted(FRAMEWORK_ADAPTERS)}")
+        module, attr = FRAMEWORK_ADAPTERS[adapter].split(":")
+        return getattr(importlib.import_module(module), attr)()
+    return adapter

@@ -1,0 +1,36 @@
+"""Packaging for kexue_ref, the numerical reference for six posts of kexue.fm.
+
+Runtime needs only NumPy, autograd, SciPy and numba; torch, jax and matplotlib are
+optional extras and are imported lazily where they are used.
+"""
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(r'^__version__ = "([^"]+)"',
+                    (HERE / "kexue_ref" / "__init__.py").read_text(), re.M).group(1)
+
+setup(
+    name="kexue-ref",
+    version=VERSION,
+    description="Golden numerical reference (NumPy + autograd, numba twins) for six kexue.fm posts",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["kexue_ref", "kexue_ref.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "numpy>=1.24,<3",
+        "autograd>=1.7",  # 1.7 is the first autograd release that supports NumPy 2
+        "scipy>=1.10",
+        "numba>=0.59",
+    ],
+    extras_require={
+        "test": ["pytest>=7"],
+        "plots": ["matplotlib>=3.6"],
+        "frameworks": ["torch>=2.1", "jax>=0.4"],
+    },
+    entry_points={"console_scripts": ["kexue-ref = kexue_ref.cli:main"]},
+    license="MIT",
+)
