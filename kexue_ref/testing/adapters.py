@@ -20,7 +20,10 @@ __all__ = ["NumpyAdapter", "get_adapter", "FRAMEWORK_ADAPTERS"]
 
 #: name -> "module:attribute" of adapters living in optional modules (filled by the
 #: frameworks issue; importing them imports the framework).
-FRAMEWORK_ADAPTERS = {}
+FRAMEWORK_ADAPTERS = {
+    "torch": "kexue_ref.testing.adapters_torch:TorchAdapter",
+    "jax": "kexue_ref.testing.adapters_jax:JaxAdapter",
+}
 
 
 class NumpyAdapter:

@@ -1,0 +1,163 @@
+"""The JAX adapter: run registry cases through a JAX function, values and gradients.
+
+>>> import pytest
+>>> jnp = pytest.importorskip("jax.numpy")
+>>> import jax
+>>> from kexue_ref.testing import check
+>>> def jax_smooth_max(x, scale=1.0, axis=-1):
+...     return jax.nn.logsumexp(scale * x, axis=axis) / scale
+>>> check(jax_smooth_max, "smoothing.smooth_max", adapter="jax", grads=True).passed
+True
+
+How a case reaches the candidate:
+
+* floating inputs become ``jax.Array`` s of the candidate dtype (``"float64"``,
+  ``"float32"``, ``"float16"``, ``"bfloat16"``) on the adapter's device (the default device
+  unless ``device=`` names one, e.g. ``jax.devices("cpu")[0]``); integer inputs become int64
+  and boolean inputs bool arrays; the parameters are passed unchanged as keyword arguments
+  (they are static: the candidate may ``jax.jit`` itself with them as static arguments);
+* outputs and gradients come back as NumPy arrays (16-bit floats widened to float32).
+
+**float64.** JAX computes in float32 unless 64-bit mode is on. The adapter does not change
+the global setting: it runs every call of the candidate, and builds its inputs, inside
+``jax.enable_x64(True)`` (through the ``wrap`` hook of ``check``), so a float64 case is
+really computed in float64 and nothing leaks into the rest of the process.
+
+Gradients use JAX's own autodiff with the oracle's cotangent ``u``:
+``out, pullback = jax.vjp(f, *diff_inputs); pullback(u)``, the gradient of
+:math:`\\sum_k \\langle u_k, \\mathrm{out}_k \\rangle`. Integer and boolean outputs get the
+``float0`` zero cotangent JAX requires.
+
+jax is imported when the adapter is created, never by ``import kexue_ref``.
+"""
+import contextlib
+import functools
+
+import numpy as onp
+
+__all__ = ["JaxAdapter"]
+
+_DTYPES = ("float64", "float32", "float16", "bfloat16")
+
+
+class JaxAdapter:
+    """Hand NumPy case inputs to a JAX candidate and take its values and VJP back.
+
+    Parameters
+    ----------
+    device : None (JAX's default device) or a ``jax.Device`` the inputs are placed on.
+    x64 : bool, run the candidate inside ``jax.enable_x64(True)`` (default True; needed for
+        float64 candidates, harmless for the others since their inputs carry their dtype).
+
+    Notes
+    -----
+    ``grads`` (the argument of :func:`kexue_ref.testing.check`) may be ``True`` (or
+    ``"jax"``, ``"framework"``, ``"autograd"``) for ``jax.vjp``, or a callable
+    ``grads(cotangent, *arrays, **params)`` returning the gradients itself.
+    """
+
+    name = "jax"
+
+    def __init__(self, device=None, x64=True):
+        import jax
+        import jax.numpy as jnp
+
+        self.jax = jax
+        self.jnp = jnp
+        self.device = device
+        self.x64 = x64
+
+    def __repr__(self):
+        return f"JaxAdapter(device={self.device!r}, x64={self.x64})"
+
+    def _context(self):
+        if self.x64:
+            return self.jax.enable_x64(True)
+        return contextlib.nullcontext()
+
+    # -- the hook check() uses to run the candidate ------------------------------------
+
+    def wrap(self, candidate):
+        """The candidate, run inside the adapter's 64-bit context."""
+        @functools.wraps(candidate)
+        def run(*args, **kwargs):
+            with self._context():
+                return candidate(*args, **kwargs)
+        return run
+
+    # -- conversions -------------------------------------------------------------------
+
+    def jax_dtype(self, dtype):
+        name = str(dtype)
+        if name not in _DTYPES:
+            raise ValueError(f"dtype must be one of {list(_DTYPES)} for the jax adapter, "
+                             f"got {dtype!r}")
+        return getattr(self.jnp, name)
+
+    def to_candidate(self, array, dtype):
+        """A ``jax.Array``: floats in ``dtype``, integers int64, bools bool."""
+        a = onp.asarray(array)
+        if a.dtype.kind == "f":
+            target = self.jax_dtype(dtype)
+            a = a.astype(onp.float64)
+        elif a.dtype.kind in "iu":
+            target = self.jnp.int64
+        elif a.dtype.kind == "b":
+            target = self.jnp.bool_
+        else:
+            raise TypeError(f"the jax adapter passes float, integer and boolean arrays; "
+                            f"got dtype {a.dtype}")
+        with self._context():
+            x = self.jnp.asarray(a, dtype=target)
+            if self.device is not None:
+                x = self.jax.device_put(x, self.device)
+        return x
+
+    def to_numpy(self, x):
+        """A NumPy array from a JAX array (16-bit floats as float32)."""
+        a = onp.asarray(x)
+        if a.dtype.kind not in "fiubcSU":  # bfloat16 (ml_dtypes) and other extension floats
+            a = a.astype(onp.float32)
+        elif a.dtype == onp.float16:
+            a = a.astype(onp.float32)
+        return a
+
+    # -- gradients ---------------------------------------------------------------------
+
+    def vjp(self, candidate, spec, case, dtype, cotangents, grads):
+        """The candidate's gradients w.r.t. ``spec.diff`` for the oracle's cotangents."""
+        jax, jnp = self.jax, self.jnp
+        inputs = {n: self.to_candidate(case.inputs[n], dtype) for n in spec.inputs}
+        with self._context():
+            if callable(grads):
+                cot = tuple(None if u is None else self.to_candidate(u, dtype) for u in cotangents)
+                cot_arg = cot[0] if len(spec.outputs) == 1 else cot
+                out = grads(cot_arg, *[inputs[n] for n in spec.inputs], **case.params)
+                if len(spec.diff) == 1 and not isinstance(out, (tuple, list)):
+                    out = (out,)
+                if len(out) != len(spec.diff):
+                    raise ValueError(f"grads returned {len(out)} arrays; {spec.name} has "
+                                     f"{len(spec.diff)} differentiable inputs {spec.diff}")
+                return tuple(out)
+            if grads not in (True, "jax", "framework", "autograd"):
+                raise TypeError("grads must be None, True (jax.vjp) or a callable "
+                                "grads(cotangent, *arrays, **params)")
+
+            def f(*diff_values):
+                kw = dict(inputs)
+                kw.update(zip(spec.diff, diff_values))
+                return tuple(spec.as_outputs(candidate(*[kw[n] for n in spec.inputs], **case.params)))
+
+            outs, pullback = jax.vjp(f, *[inputs[n] for n in spec.diff])
+            cts = []
+            for o, u in zip(outs, cotangents):
+                if not jnp.issubdtype(o.dtype, jnp.inexact):
+                    # integer / bool outputs take the float0 zero cotangent
+                    cts.append(onp.zeros(o.shape, dtype=jax.dtypes.float0))
+                elif u is None:
+                    cts.append(jnp.zeros_like(o))
+                else:
+                    # the oracle's cotangent u in the output's dtype
+                    cts.append(jnp.asarray(onp.asarray(u, dtype=onp.float64), dtype=o.dtype))
+            # ∇_x Σ_k <u_k, out_k>
+            return tuple(pullback(tuple(cts)))
