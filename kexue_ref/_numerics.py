@@ -261,7 +261,9 @@ def masked_softmax(x, mask, axis=-1, fill=None):
 
 @primitive
 def stop_gradient(x):
-    """Identity on values; its gradient is zero (``sg`` in the straight-through formulas).
+    r"""Identity on values; its gradient is zero (``sg`` in the straight-through formulas).
+
+    .. math:: \mathrm{sg}(x) = x, \qquad \frac{\partial\,\mathrm{sg}(x)}{\partial x} = 0
 
     Parameters
     ----------
