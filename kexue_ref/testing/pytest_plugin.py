@@ -1,0 +1,139 @@
+"""pytest integration: one parametrized test per registry case, with readable failures.
+
+One line per op in a framework project's test module::
+
+    from kexue_ref.testing.pytest_plugin import conformance_test
+
+    test_smooth_max = conformance_test(my_smooth_max, "smoothing.smooth_max",
+                                       tiers=("quick", "edge"), adapter="torch", grads=True)
+
+collects as ``test_smooth_max[post-x-K1]``, ``test_smooth_max[extreme-1e4]``, ... and a
+failing case fails with the case's report lines (worst index, error sizes, tolerance) and the
+convention diagnosis. Two finer-grained forms give the case to your own test body:
+
+* the decorator :func:`parametrize_cases` (plain ``pytest.mark.parametrize``, no plugin
+  needed)::
+
+      @parametrize_cases("smoothing.smooth_max", tiers=("quick", "full"))
+      def test_smooth_max(kexue_case):
+          check_case(my_smooth_max, kexue_case, adapter="torch", grads=True)
+
+* the marker ``@pytest.mark.kexue_ref("smoothing.smooth_max", tiers=("quick",))`` on a test
+  taking ``kexue_case``, when this module is active as a plugin: through the ``pytest11``
+  entry point of an installed kexue_ref, ``-p kexue_ref.testing.pytest_plugin`` on the
+  command line, or ``pytest_plugins = ["kexue_ref.testing.pytest_plugin"]`` in the root
+  ``conftest.py``.
+
+Documented divergences can be expected failures: ``xfail={"neginf-entries": "torch gives a
+NaN gradient (pytorch#31829)"}`` marks those cases ``xfail(strict=True)``, so the test
+suite notices when the framework changes.
+"""
+import pytest
+
+from kexue_ref import registry
+
+__all__ = ["parametrize_cases", "case_params", "check_case", "conformance_test"]
+
+ARGNAME = "kexue_case"
+
+
+def case_params(op, tiers=("quick",), xfail=None):
+    """``pytest.param`` objects for the cases of ``op`` (id: the case name).
+
+    ``xfail`` maps case names to the reason they are expected to fail (strict).
+    """
+    spec = registry.get_op(op)
+    xfail = dict(xfail or {})
+    cases = registry.cases(spec, tiers)
+    unknown = set(xfail) - {c.name for c in cases}
+    if unknown:
+        raise ValueError(f"xfail names cases {sorted(unknown)} that {spec.name} does not have "
+                         f"in tiers {tiers}")
+    out = []
+    for case in cases:
+        marks = [pytest.mark.xfail(strict=True, reason=xfail[case.name])] if case.name in xfail else []
+        out.append(pytest.param(case, id=case.name, marks=marks))
+    return out
+
+
+def parametrize_cases(op, tiers=("quick",), argname=ARGNAME, xfail=None):
+    """A ``pytest.mark.parametrize`` over the registry cases of ``op``.
+
+    Parameters
+    ----------
+    op : registry name, e.g. ``"smoothing.smooth_max"``.
+    tiers : tier names, or ``"all"``.
+    argname : the test argument that receives each :class:`~kexue_ref.registry.Case`.
+    xfail : optional {case name: reason} of documented divergences.
+    """
+    return pytest.mark.parametrize(argname, case_params(op, tiers, xfail))
+
+
+def check_case(candidate, case, *, grads=None, dtype="float64", adapter=None, rule="table",
+               k=2.0, diagnose=True):
+    """Check one case; raise ``AssertionError`` with its report (and diagnosis) on failure.
+
+    The keyword arguments are those of :func:`kexue_ref.testing.check`; returns the
+    :class:`~kexue_ref.testing.CaseResult` when the case passes.
+    """
+    from kexue_ref.testing._check import Report, _check_case, _name_of
+    from kexue_ref.testing.adapters import get_adapter
+
+    adapter = get_adapter(adapter)
+    run = adapter.wrap(candidate) if hasattr(adapter, "wrap") else candidate
+    result = _check_case(run, case.spec, case, grads, dtype, adapter, rule, k)
+    if result.passed:
+        return result
+    report = Report(op=case.spec.name, candidate=_name_of(candidate), dtype=str(dtype),
+                    tiers=(case.tier,), results=[result])
+    lines = [f"{case.id} vs {report.candidate} (dtype {dtype}, rule {rule})"] + result.lines()
+    if diagnose and case.tier != "error":
+        from kexue_ref.testing.diagnose import diagnose as _diagnose
+        lines += _diagnose(candidate, case.spec, grads=grads, dtype=dtype, adapter=adapter,
+                           report=report).lines()
+    raise AssertionError("\n".join(lines))
+
+
+def conformance_test(candidate, op, tiers=("quick",), *, grads=None, dtype="float64",
+                     adapter=None, rule="table", k=2.0, xfail=None):
+    """A ready-made test function: one test per case of ``op`` for ``candidate``.
+
+    Assign it to a module-level name starting with ``test``; the keyword arguments are
+    those of :func:`kexue_ref.testing.check` plus ``xfail`` (see :func:`case_params`).
+    """
+    @parametrize_cases(op, tiers, xfail=xfail)
+    def test(kexue_case):
+        check_case(candidate, kexue_case, grads=grads, dtype=dtype, adapter=adapter, rule=rule, k=k)
+
+    name = getattr(candidate, "__name__", "candidate")
+    test.__name__ = f"test_{name}"
+    test.__doc__ = f"{name} conforms to {registry.get_op(op).name} ({', '.join(_tiers(tiers))})."
+    return test
+
+
+def _tiers(tiers):
+    return registry.TIERS if tiers == "all" else ((tiers,) if isinstance(tiers, str) else tiers)
+
+
+# ---------------------------------------------------------------------------
+# Plugin hooks (active when the module is loaded as a plugin)
+# ---------------------------------------------------------------------------
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "kexue_ref(op, tiers=('quick',), xfail=None): parametrize the test's kexue_case argument "
+        "over the registry cases of op (kexue_ref.testing.pytest_plugin)")
+
+
+def pytest_generate_tests(metafunc):
+    marker = metafunc.definition.get_closest_marker("kexue_ref")
+    if marker is None or ARGNAME not in metafunc.fixturenames:
+        return
+    op = marker.args[0] if marker.args else marker.kwargs.get("op")
+    if op is None:
+        raise pytest.UsageError("@pytest.mark.kexue_ref needs the op name, e.g. "
+                                "@pytest.mark.kexue_ref('smoothing.smooth_max')")
+    tiers = marker.kwargs.get("tiers", marker.args[1] if len(marker.args) > 1 else ("quick",))
+    metafunc.parametrize(ARGNAME, case_params(op, tiers, marker.kwargs.get("xfail")))
+
