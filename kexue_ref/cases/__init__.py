@@ -6,4 +6,5 @@ a topic is adding its module here.
 TOPICS = [
     "numerics",
     "smoothing",
+    "sparse_attention",
 ]
