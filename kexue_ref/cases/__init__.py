@@ -6,5 +6,6 @@ a topic is adding its module here.
 TOPICS = [
     "numerics",
     "smoothing",
+    "orthogonality",
     "sparse_attention",
 ]
