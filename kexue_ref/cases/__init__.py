@@ -8,4 +8,5 @@ TOPICS = [
     "smoothing",
     "orthogonality",
     "sparse_attention",
+    "reparam",
 ]
