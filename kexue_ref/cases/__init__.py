@@ -6,6 +6,7 @@ a topic is adding its module here.
 TOPICS = [
     "numerics",
     "smoothing",
+    "on_lstm",
     "orthogonality",
     "sparse_attention",
     "reparam",
