@@ -329,7 +329,8 @@ def mask_to_layout(mask, block):
 
     Notes
     -----
-    Semantics (stated, not a peer's default): "any" is max-pooling, as xformers'
+    Source: the block-sparse kernels of arXiv 1904.10509 and DeepSpeed/xformers work on such
+    layouts (ANCHORS §4.1). Semantics (stated here, not taken from a peer): "any" is max-pooling, as xformers'
     ``pattern_to_layout``, so ``layout_to_mask(mask_to_layout(A))`` **covers** A (a superset),
     and equals it exactly when A is block-aligned; a kernel driven by the layout alone attends
     more pairs than A. ``mask_to_layout(layout_to_mask(L)) == L`` always.
@@ -371,7 +372,7 @@ def layout_to_mask(layout, block, T=None):
 
     Notes
     -----
-    The Kronecker expansion of xformers' ``layout_to_pattern``; OpenAI's blocksparse kernels
+    Source: the Kronecker expansion of xformers' ``layout_to_pattern``; OpenAI's blocksparse kernels
     additionally apply a per-block callback (e.g. causal inside diagonal blocks).
     """
     L = _bool_array(layout, "layout")
@@ -409,6 +410,9 @@ def row_counts(mask):
 def key_index_from_mask(mask):
     r"""Per-row key lists of a (T, Tk) mask, the input of ``indexed_attention``.
 
+    .. math:: \mathrm{key\_index}_i = (j_1 < j_2 < \dots < j_{n_i}, -1, \dots, -1), \qquad
+              \{j_1, \dots, j_{n_i}\} = \{ j : A_{ij} \}
+
     Parameters
     ----------
     mask : bool array (T, Tk).
@@ -420,7 +424,7 @@ def key_index_from_mask(mask):
 
     Notes
     -----
-    Inverse of :func:`mask_from_key_index`.
+    Source: SPEC §7.2 ("kernel row iteration"). Inverse of :func:`mask_from_key_index`.
 
     Examples
     --------
@@ -454,7 +458,7 @@ def mask_from_key_index(key_index, Tk):
 
     Notes
     -----
-    No ordering check here; ``indexed_attention`` validates its lists.
+    Source: SPEC §7.2. No ordering check here; ``indexed_attention`` validates its lists.
     """
     idx = onp.asarray(key_index)
     if idx.dtype.kind not in "iu":

@@ -28,11 +28,19 @@ from autograd.tracer import getval
 
 from kexue_ref import _masks
 from kexue_ref import _numerics as nx
+from kexue_ref._masks import (  # noqa: F401  (the pattern predicates, re-exported)
+    atrous_mask, causal_mask, key_index_from_mask, layout_to_mask, local_mask, mask_to_layout,
+    openai_fixed_layout, openai_local_mask, sparse_mask, strided_mask,
+)
 from kexue_ref._validate import as_float, check_choice, check_float_array, check_int, value_of
 
 __all__ = ["attention", "atrous_attention", "local_attention", "sparse_attention",
            "indexed_attention", "atrous_attention_blocked", "local_attention_blocked",
-           "sparse_attention_blocked"]
+           "sparse_attention_blocked",
+           # pattern predicates (kexue_ref._masks)
+           "causal_mask", "atrous_mask", "local_mask", "sparse_mask", "strided_mask",
+           "openai_local_mask", "openai_fixed_layout", "mask_to_layout", "layout_to_mask",
+           "key_index_from_mask"]
 
 POST = "https://kexue.fm/archives/6853"
 KERAS_CONSTANT = 1e10          # the additive mask constant of attention_keras.py
