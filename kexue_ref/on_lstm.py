@@ -86,7 +86,7 @@ def cumax(a, axis=-1):
     Notes
     -----
     Source: https://kexue.fm/archives/6621 (f̃ = cs→(softmax(·)), the soft version of
-    cs→(onehot(d_f))); the paper's eq. (6), ``cumsoftmax`` in the official code.
+    cs→(onehot(d_f))); the paper's cumax, ``cumsoftmax`` in the official code.
 
     Examples
     --------
@@ -121,7 +121,7 @@ def master_gates(a_f, a_i, *, master_input="su", chunk=1):
     Notes
     -----
     Source: https://kexue.fm/archives/6621 ("ĩ = cs←(softmax(·))", chosen "for symmetry"; the
-    post says the two forms usually make no difference); paper eq. (7)-(8). The two master
+    post says the two forms usually make no difference); the paper's master gates. The two master
     input gates differ by p_k at every level: paper ĩ_k = su ĩ_{k+1}. ``"paper"`` is computed
     as the exclusive suffix sum itself, not as 1 − cumsum, so high levels keep their precision
     and the last entry is exactly 0 (``1 − cumsum`` can leave 1e-16 there, SPEC §4.3).
@@ -552,7 +552,7 @@ def on_lstm_cell(x_t, h, c, params, *, levels=None, chunk=None, master_input="su
     Notes
     -----
     Source: https://kexue.fm/archives/6621 (the gate equations and the unified update);
-    paper eq. (1)-(11); ``on_lstm_keras.py`` ``one_step``; ``ON_LSTM.py`` ``ONLSTMCell.forward``
+    the paper's ON-LSTM cell; ``on_lstm_keras.py`` ``one_step``; ``ON_LSTM.py`` ``ONLSTMCell.forward``
     (which returns (h, c as (B, L, C), (1 − mean f̃, mean ĩ)); see :func:`distance`).
     """
     x_t = _checked(x_t, "x_t")

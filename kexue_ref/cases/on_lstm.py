@@ -118,7 +118,8 @@ def layer_official_dropconnect(x, h0, c0, W_ih, b_ih, W_hh, b_hh, keep_hh, **kw)
 def stack2(x, W0, U0, b0, W1, U1, b1, keep_dropout, **kw):
     """Registry form of :func:`kexue_ref.on_lstm.on_lstm_stack` with two layers, zero states.
 
-    ``keep_dropout`` (B, N_0) is the locked dropout keep-mask between the layers (``kw`` gives
+    ``keep_dropout`` (B, N_0) is the locked dropout keep-mask between the layers, or (B, T, N_0)
+    for a mask per step (``kw`` gives
     ``dropout_p``). Returns ``(h (B, T, N_1), distance (2, B, T), distance_in (2, B, T))``.
 
     Notes
@@ -306,6 +307,13 @@ def _hard_cases():
                     tier="error", raises=(TypeError, "d_f must hold integer levels"))]
 
 
+def _all_pairs(rng, L, C):
+    pairs = onp.array([(a, b) for a in range(L) for b in range(L)])
+    B, N = len(pairs), L * C
+    return {"c_prev": normal(rng, B, N), "c_hat": unit(rng, B, N, low=-0.98, high=0.98),
+            "f": unit(rng, B, N), "i": unit(rng, B, N), "d_f": pairs[:, 0], "d_i": pairs[:, 1]}
+
+
 def _partitioned_cases():
     def ins(rng, B, N, C, base=0):
         L = N // C
@@ -315,6 +323,8 @@ def _partitioned_cases():
     return [CaseDef("B8-N7", lambda rng: ins(rng, 8, 7, 1)),
             CaseDef("B8-N12-C3", lambda rng: ins(rng, 8, 12, 3), {"chunk": 3}, tier="full"),
             CaseDef("B6-N5-base1", lambda rng: ins(rng, 6, 5, 1, base=1), {"base": 1}, tier="full"),
+            CaseDef("all-pairs-L4-C2", lambda rng: _all_pairs(rng, 4, 2), {"chunk": 2}, tier="edge",
+                    note="every (d_f, d_i) pair, including d_f = d_i and the empty middle"),
             CaseDef("chunk-not-dividing", lambda rng: ins(rng, 2, 6, 3), {"chunk": 4}, tier="error",
                     raises=(ValueError, "chunk=4 does not divide the hidden size N=6")),
             CaseDef("shape-mismatch", {"c_prev": onp.zeros((2, 4)), "c_hat": onp.zeros((2, 3)), "f": onp.zeros((2, 4)),
@@ -437,6 +447,9 @@ def _stack_cases():
     return [CaseDef("2-layers-p0.3", lambda rng: _stack_inputs(rng), {"levels": [2, 3], "dropout_p": 0.3}),
             CaseDef("2-layers-paper", lambda rng: _stack_inputs(rng), {"levels": [2, 3], "dropout_p": 0.3,
                                                                       "master_input": "paper"}, tier="full"),
+            CaseDef("per-step-mask", lambda rng: {**_stack_inputs(rng), "keep_dropout": rng.random((2, 3, 4)) < 0.7},
+                    {"levels": [2, 3], "dropout_p": 0.3}, tier="edge",
+                    note="a (B, T, N) mask: dropout drawn per step instead of locked over time"),
             CaseDef("dropout-mask-wrong-shape", lambda rng: {**_stack_inputs(rng), "keep_dropout": onp.ones((2, 3), bool)},
                     {"levels": [2, 3], "dropout_p": 0.3}, tier="error",
                     raises=(ValueError, r"dropout_masks\[0\] must have shape \(B, N\) = \(2, 4\)")),
@@ -500,9 +513,9 @@ def _f1_cases():
 
 
 OPS = [
-    OpSpec("on_lstm.cumax", ol.cumax, ("a",), ("a",), _cumax_cases(), f"{POST} (f̃ = cs→(softmax)); paper eq. (6)"),
+    OpSpec("on_lstm.cumax", ol.cumax, ("a",), ("a",), _cumax_cases(), f"{POST} (f̃ = cs→(softmax)); paper: cumax"),
     OpSpec("on_lstm.master_gates", ol.master_gates, ("a_f", "a_i"), ("a_f", "a_i"), _master_cases(),
-           f"{POST} (ĩ = cs←(softmax), the post's choice); paper eq. (7)-(8) (ĩ = 1 − cumax)",
+           f"{POST} (ĩ = cs←(softmax), the post's choice); paper: ĩ = 1 − cumax",
            outputs=("f_master", "i_master"),
            flags={"master_input": "su default (post, Keras code); paper = 1 − cumax (paper, official code)"}),
     OpSpec("on_lstm.expand_levels", ol.expand_levels, ("g",), ("g",), _expand_cases(),
