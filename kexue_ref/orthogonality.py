@@ -66,7 +66,8 @@ def angle_gram(w):
     random-hyperplane / SimHash result of Goemans–Williamson and Charikar 2002).
     θ is computed as :math:`2\,\mathrm{atan2}(\|\hat w_i - \hat w_j\|, \|\hat w_i + \hat w_j\|)`
     (equal to the arccos, but accurate near θ = 0 and π, where arccos loses half the digits).
-    θ is not differentiable where two filters are parallel or antiparallel (θ ∈ {0, π}).
+    θ is not differentiable where two filters are parallel or antiparallel (θ ∈ {0, π}); there
+    the pair contributes the zero (sub)gradient, as |x| at 0, instead of NaN.
 
     Examples
     --------
@@ -75,7 +76,6 @@ def angle_gram(w):
     """
     w = _array(w, "w")
     _check_2d(w, "w", "(D, M)")
-    M = value_of(w).shape[1]
     norm2 = onp.sum(value_of(w) ** 2, axis=0)
     if onp.any(norm2 == 0):
         raise ValueError(f"w has a zero column (index {int(onp.argmax(norm2 == 0))}): "
@@ -85,12 +85,9 @@ def angle_gram(w):
     # ‖ŵ_i − ŵ_j‖² and ‖ŵ_i + ŵ_j‖², summed over the D features
     d2 = np.sum((w_hat[:, :, None] - w_hat[:, None, :]) ** 2, axis=0)   # (M, M)
     s2 = np.sum((w_hat[:, :, None] + w_hat[:, None, :]) ** 2, axis=0)   # (M, M)
-    eye = onp.eye(M, dtype=bool)
-    one = _const(1.0, w)
-    # θ_ij = 2·atan2(‖ŵ_i − ŵ_j‖, ‖ŵ_i + ŵ_j‖); on the diagonal the roots are taken of a safe 1
-    # and θ_ii = 0 is set directly (√0 would put an infinite factor into the VJP)
-    theta = 2 * np.arctan2(np.sqrt(np.where(eye, one, d2)), np.sqrt(np.where(eye, one, s2)))
-    theta = np.where(eye, _const(0.0, w), theta)
+    # θ_ij = 2·atan2(‖ŵ_i − ŵ_j‖, ‖ŵ_i + ŵ_j‖); θ_ii = 0 exactly. A zero distance (the diagonal,
+    # parallel or antiparallel filters) is a kink of θ: its root gets gradient 0, not ∞·0 = NaN
+    theta = 2 * np.arctan2(_sqrt0(d2), _sqrt0(s2))                      # (M, M)
     # ϑ_ij = 1 − 2θ_ij/π
     return 1 - 2 * theta / onp.pi
 
@@ -464,8 +461,8 @@ def orthonormal_penalty(w, norm="fro", *, v0=None, n_iter=1, filters="columns", 
     with one step from a U[0, 1) vector drawn once (Keras, not squared) or per call (PyTorch,
     squared). v₀ is an input here (D2). σ̂ ≤ ‖A‖₂ for every v₀. If an iterate A v is exactly 0
     the estimate is 0 and its gradient is taken as 0 (SRIP divides 0/0 there). The exact
-    spectral norm has gradient v vᵀ-type terms only where its top |λ| is simple; its second
-    derivative also needs distinct eigenvalues.
+    spectral norm is differentiable where its largest |λ| is simple (at a tie, autograd's eigh
+    VJP returns one subgradient); second derivatives need all eigenvalues distinct.
 
     Examples
     --------

@@ -187,6 +187,17 @@ def test_som_penalty_hand_value():
     assert float(og.som_penalty(x, w, lam1=0.0, lam2=2.5)) == pytest.approx(15.0, abs=1e-12)
 
 
+def test_paper_constants_are_the_defaults(rng):
+    x, w = rng.standard_normal((20, 4)), rng.standard_normal((4, 3)) / 2
+    # γ = 10: the default Θ is tanh(10·)'s, not tanh(9·)'s
+    np.testing.assert_array_equal(og.som_gram(x, w), og.som_gram(x, w, gamma=10.0))
+    assert not np.allclose(og.som_gram(x, w), og.som_gram(x, w, gamma=9.0))
+    # λ₁ = 100, λ₂ = 1
+    expected = og.som_penalty(x, w, 100.0, 0.0) + og.som_penalty(x, w, 0.0, 1.0)
+    assert float(og.som_penalty(x, w)) == pytest.approx(float(expected), rel=1e-14)
+    assert float(og.som_penalty(x, w, 0.0, 1.0)) > 0 and float(og.som_penalty(x, w, 1.0, 0.0)) > 0
+
+
 def test_unordered_pairs_scale_the_two_terms_by_4_and_2(rng):
     x, w = rng.standard_normal((30, 5)), rng.standard_normal((5, 4)) / np.sqrt(5)
     for lam1, lam2, factor in [(1.0, 0.0, 4.0), (0.0, 1.0, 2.0)]:

@@ -48,7 +48,8 @@ def _angle_cases():
                 tier="edge", note="orthogonal filters of different norms: ϑ = I"),
         CaseDef("parallel-antiparallel", {"w": onp.array([[1.0, 2.0, -1.0, 0.3], [0.5, 1.0, -0.5, 1.0]])},
                 tier="edge", gradcheck=False,
-                note="w_2 = 2 w_1 and w_3 = −w_1: ϑ = ±1; θ is not differentiable at 0 and π"),
+                note="w_2 = 2 w_1 and w_3 = −w_1: ϑ = ±1; θ is not differentiable at 0 and π "
+                     "(those pairs contribute the zero subgradient)"),
         CaseDef("tiny-angle", {"w": onp.array([[1.0, onp.cos(1e-7)], [0.0, onp.sin(1e-7)]])}, tier="edge",
                 gradcheck=False, note="θ = 1e-7: ϑ = 1 − 2e-7/π to full precision (arccos would lose "
                                       "half the digits); the finite-difference step crosses θ = 0"),
