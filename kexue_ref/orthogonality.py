@@ -216,7 +216,8 @@ def som_penalty(x, w, lam1=100.0, lam2=1.0, gamma=10.0, *, pairs="ordered", grad
     for ϑ_ij); Zhang et al. 2020 (λ₁ = 100, λ₂ = 1, γ = 10). λ₁ only drives the mean
     off-diagonal entry to 0 (soft), λ₂ each entry (hard); λ₁ > λ₂ on purpose. ``decision``:
     ordered pairs, gradients reach X by default (SPEC §2.2). Since Σ_{i,j} Θ_ij = ‖Σ_i T̂_{:,i}‖²,
-    the inner sum is ≥ −M. With M > D not every pair can be orthogonal and E[R] stays > 0. The
+    the inner sum is ≥ −M. With M > D not every pair can be orthogonal: for isotropic X, R stays
+    bounded away from 0 even as B → ∞ (``docs/orthogonality.md``). The
     λ₁ term grows like M⁴ when the entries share a sign; no normalisation is added.
 
     Examples
