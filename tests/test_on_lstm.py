@@ -531,3 +531,22 @@ def test_bad_input_messages(rng):
         ol.bracket_f1(["a", "b"], ["a", ["b", "c"]])
     with pytest.raises(ValueError, match=r"a has 7 entries on axis 0; expected 2L \+ 4N"):
         ol.permute_gates(np.zeros(7), 1, "su", "official")
+
+
+def test_saturated_gradients_are_finite_without_overflow_warnings(rng):
+    # autograd's tanh VJP is g / cosh(x)², which overflows (a RuntimeWarning, an error under
+    # this project's pytest settings) for |x| > ~44 in float32; the cell's tanh uses sech² in
+    # the overflow-free form 4e^{−2|x|} / (1 + e^{−2|x|})².
+    p, x, h, c = _setup(rng, N=4, L=2, scale=80.0)
+    u = rng.standard_normal((2, 4))
+    for dtype in (np.float32, np.float64):
+        pd = {k: v.astype(dtype) for k, v in p.items()}
+
+        def loss(W):
+            return anp.sum(ol.on_lstm_cell(x.astype(dtype), h.astype(dtype), c.astype(dtype) * 60,
+                                           {**pd, "W": W}, levels=2)[0] * u.astype(dtype))
+        g = grad(loss)(pd["W"])
+        assert g.dtype == dtype and np.all(np.isfinite(g))
+    # the VJP itself: sech² x, against 1 / cosh² x where that does not overflow
+    t = np.linspace(-5, 5, 11)
+    np.testing.assert_allclose(grad(lambda z: anp.sum(ol._tanh(z)))(t), 1 / np.cosh(t) ** 2, rtol=1e-14)
