@@ -73,13 +73,20 @@ def _exp_range(row, lo, hi, a, b, okrow, ooff, ibuf):
 
     e^r is its Taylor polynomial (degree 13 in float64, relative error < 3e-16; degree 7 in
     float32, < 2 ulp) and 2^k is built from its exponent bits in ``ibuf`` (int64, length ≥
-    hi). Arguments below the underflow limit give exactly 0. Callers pass x ≤ 0 (b is the
-    shift a·max), so nothing overflows.
+    hi − lo). Arguments below the underflow limit give exactly 0. Callers pass x ≤ 0 (b is
+    the shift a·max), so nothing overflows. The loops run over slices from index 0, so numba
+    needs no negative-index wrap-around and LLVM vectorises them.
     """
+    n = hi - lo
+    if n <= 0:
+        return
+    x_ = row[lo:hi]
+    ok_ = okrow[ooff + lo:ooff + hi]
     if row.itemsize == 8:
-        for c in range(lo, hi):
+        ib = ibuf[:n]
+        for c in range(n):
             # x = a·s − b ≤ 0
-            x = a * row[c] - b
+            x = a * x_[c] - b
             xc = max(x, _EXP_MIN64)
             # k = round(x·log2 e); r = x − k·ln 2 in two parts (Cody–Waite)
             kf = np.floor(xc * _LOG2E + 0.5)
@@ -99,19 +106,19 @@ def _exp_range(row, lo, hi, a, b, okrow, ooff, ibuf):
             p = p * r + 0.5
             p = p * r + 1.0
             p = p * r + 1.0
-            keep = okrow[ooff + c] and x >= _EXP_MIN64
-            row[c] = p if keep else 0.0
+            keep = ok_[c] & (x >= _EXP_MIN64)
+            x_[c] = p if keep else 0.0
             # 2^k as IEEE bits: (k + 1023) << 52
-            ibuf[c] = (np.int64(kf) + 1023) << 52
-        pw = ibuf.view(np.float64)
-        for c in range(lo, hi):
-            row[c] = row[c] * pw[c]
+            ib[c] = (np.int64(kf) + 1023) << 52
+        pw = ib.view(np.float64)
+        for c in range(n):
+            x_[c] = x_[c] * pw[c]
     else:
         a32 = np.float32(a)
         b32 = np.float32(b)
-        ib32 = ibuf.view(np.int32)
-        for c in range(lo, hi):
-            x = a32 * row[c] - b32
+        ib32 = ibuf.view(np.int32)[:n]
+        for c in range(n):
+            x = a32 * x_[c] - b32
             xc = max(x, _F32_EXP_MIN)
             kf = np.floor(xc * _F32_LOG2E + _F32_HALF)
             r = (xc - kf * _F32_LN2_HI) - kf * _F32_LN2_LO
@@ -124,44 +131,63 @@ def _exp_range(row, lo, hi, a, b, okrow, ooff, ibuf):
             p = p * r + _F32_C[2]
             p = p * r + _F32_ONE
             p = p * r + _F32_ONE
-            keep = okrow[ooff + c] and x >= _F32_EXP_MIN
-            row[c] = p if keep else _F32_ZERO
+            keep = ok_[c] & (x >= _F32_EXP_MIN)
+            x_[c] = p if keep else _F32_ZERO
             # 2^k as IEEE bits: (k + 127) << 23
             ib32[c] = (np.int32(kf) + np.int32(127)) << np.int32(23)
         pw32 = ib32.view(np.float32)
-        for c in range(lo, hi):
-            row[c] = row[c] * pw32[c]
+        for c in range(n):
+            x_[c] = x_[c] * pw32[c]
 
 
 @njit(**_JIT)
 def _masked_max(row, lo, hi, okrow, ooff, m, cnt):
     """(max(m, max of row[c] over allowed c in [lo, hi)), cnt + number of allowed c)."""
-    for c in range(lo, hi):
-        if okrow[ooff + c]:
-            cnt += 1
-            if row[c] > m:
-                m = row[c]
-    return m, cnt
+    n = hi - lo
+    if n <= 0:
+        return m, cnt
+    x_ = row[lo:hi]
+    ok_ = okrow[ooff + lo:ooff + hi]
+    # four interleaved running maxima (a max is exact in any order); disallowed entries
+    # are replaced by m itself, so they never win
+    m0 = m1 = m2 = m3 = m
+    c = 0
+    while c + 4 <= n:
+        cnt += np.int64(ok_[c]) + np.int64(ok_[c + 1]) + np.int64(ok_[c + 2]) + np.int64(ok_[c + 3])
+        m0 = max(m0, x_[c] if ok_[c] else m0)
+        m1 = max(m1, x_[c + 1] if ok_[c + 1] else m1)
+        m2 = max(m2, x_[c + 2] if ok_[c + 2] else m2)
+        m3 = max(m3, x_[c + 3] if ok_[c + 3] else m3)
+        c += 4
+    while c < n:
+        cnt += np.int64(ok_[c])
+        m0 = max(m0, x_[c] if ok_[c] else m0)
+        c += 1
+    return max(max(m0, m1), max(m2, m3)), cnt
 
 
 @njit(**_JIT)
 def _range_sum(row, lo, hi):
     """Σ_{lo ≤ c < hi} row[c] with eight interleaved accumulators (fixed order, vectorisable)."""
     s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = row[0] * 0
-    c = lo
-    while c + 8 <= hi:
-        s0 += row[c]
-        s1 += row[c + 1]
-        s2 += row[c + 2]
-        s3 += row[c + 3]
-        s4 += row[c + 4]
-        s5 += row[c + 5]
-        s6 += row[c + 6]
-        s7 += row[c + 7]
+    n = hi - lo
+    if n <= 0:
+        return s0
+    x_ = row[lo:hi]
+    c = 0
+    while c + 8 <= n:
+        s0 += x_[c]
+        s1 += x_[c + 1]
+        s2 += x_[c + 2]
+        s3 += x_[c + 3]
+        s4 += x_[c + 4]
+        s5 += x_[c + 5]
+        s6 += x_[c + 6]
+        s7 += x_[c + 7]
         c += 8
     s = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
-    while c < hi:
-        s += row[c]
+    while c < n:
+        s += x_[c]
         c += 1
     return s
 
@@ -169,12 +195,9 @@ def _range_sum(row, lo, hi):
 @njit(**_JIT)
 def _zero_outside(row, lo1, hi1, lo2, hi2):
     """row[c] ← 0 outside [lo1, hi1) ∪ [lo2, hi2) (hi1 ≤ lo2)."""
-    for c in range(0, lo1):
-        row[c] = 0
-    for c in range(hi1, lo2):
-        row[c] = 0
-    for c in range(hi2, row.shape[0]):
-        row[c] = 0
+    row[:lo1] = 0
+    row[hi1:lo2] = 0
+    row[hi2:] = 0
 
 
 @njit(**_JIT)
@@ -300,17 +323,18 @@ def local_fwd(q, k, v, ok, H, W, causal, scale, QB, nchunk, out, lse, seen):
             # O_blk = P V_rng, then o_i = O_i / ℓ_i
             o = obuf[:nq * Dv].reshape((nq, Dv))
             np.dot(s, v[bh, j0:j1], o)                              # (nq, Dv)
+            ob = out[bh, i0:i1]                                     # (nq, Dv) view
             for r in range(nq):
                 i = i0 + r
                 seen[bh, i] = rseen[r]
                 if rseen[r]:
                     inv = 1.0 / rl[r]
                     for e in range(Dv):
-                        out[bh, i, e] = o[r, e] * inv
+                        ob[r, e] = o[r, e] * inv
                     # lse_i = α m_i + log ℓ_i
                     lse[bh, i] = rm[r] + math.log(rl[r])
                 else:
-                    out[bh, i, :] = 0
+                    ob[r, :] = 0
                     lse[bh, i] = 0
 
 
@@ -366,17 +390,20 @@ def local_bwd(q, k, v, ok, H, W, causal, scale, QB, nchunk, lse, delta, do, dq, 
                 _dscores(p, dp, nq, nk, delta[bh, i0:i1])
                 # dQ_blk = α dS K_rng
                 np.dot(dp, k[bh, j0:j1], gq[:nq])
+                dqb = dq[bh, i0:i1]                                 # (nq, D) view
                 for r in range(nq):
                     for e in range(D):
-                        dq[bh, i0 + r, e] = scale * gq[r, e]
+                        dqb[r, e] = scale * gq[r, e]
                 # dK_rng += α dSᵀ Q_blk ; dV_rng += Pᵀ dO_blk
                 np.dot(dp.T, q[bh, i0:i1], gk[:nk])
                 np.dot(p.T, do[bh, i0:i1], gv[:nk])
+                dkb = dk[bh, j0:j1]                                 # (nk, D) view
+                dvb = dv[bh, j0:j1]                                 # (nk, Dv) view
                 for c in range(nk):
                     for e in range(D):
-                        dk[bh, j0 + c, e] += scale * gk[c, e]
+                        dkb[c, e] += scale * gk[c, e]
                     for e in range(Dv):
-                        dv[bh, j0 + c, e] += gv[c, e]
+                        dvb[c, e] += gv[c, e]
 
 
 # ---------------------------------------------------------------------------
@@ -469,6 +496,7 @@ def group_fwd(q, k, v, ok, H, R, gap, causal, merge, scale, QB, nchunk, out, lse
                 np.dot(s, gv[:nk], o)                             # (nq, Dv)
                 for rr in range(nq):
                     i = r + (p0 + rr) * R
+                    orow = out[bh, i]
                     if merge and seen[bh, i]:
                         if rseen[rr]:
                             # merge the local part A (normalised o_A, lse_A) with this part B
@@ -479,16 +507,16 @@ def group_fwd(q, k, v, ok, H, R, gap, causal, merge, scale, QB, nchunk, out, lse
                             wa = math.exp(lse_a - tot)
                             wb = math.exp(rm[rr] - tot)           # = e^{lse_B − lse} / ℓ_B
                             for e in range(Dv):
-                                out[bh, i, e] = wa * out[bh, i, e] + wb * o[rr, e]
+                                orow[e] = wa * orow[e] + wb * o[rr, e]
                             lse[bh, i] = tot
                     elif rseen[rr]:
                         inv = 1.0 / rl[rr]
                         for e in range(Dv):
-                            out[bh, i, e] = o[rr, e] * inv
+                            orow[e] = o[rr, e] * inv
                         lse[bh, i] = rm[rr] + math.log(rl[rr])
                         seen[bh, i] = True
                     elif not merge:
-                        out[bh, i, :] = 0
+                        orow[:] = 0
                         lse[bh, i] = 0
                         seen[bh, i] = False
 
@@ -558,9 +586,9 @@ def group_bwd(q, k, v, ok, H, R, gap, causal, scale, QB, nchunk, lse, delta, do,
                 # dQ rows of this block: α dS K_grp
                 np.dot(dp, gk[:nk], tq[:nq])
                 for rr in range(nq):
-                    i = r + (p0 + rr) * R
+                    dqrow = dq[bh, r + (p0 + rr) * R]
                     for e in range(D):
-                        dq[bh, i, e] += scale * tq[rr, e]
+                        dqrow[e] += scale * tq[rr, e]
                 # dK_grp += dSᵀ Q_blk ; dV_grp += Pᵀ dO_blk (α applied when scattering)
                 np.dot(dp.T, gq[p0:p1], tk[:nk])
                 np.dot(pm.T, gdo[p0:p1], tv[:nk])
@@ -570,11 +598,12 @@ def group_bwd(q, k, v, ok, H, R, gap, causal, scale, QB, nchunk, lse, delta, do,
                     for e in range(Dv):
                         gdv[c, e] += tv[c, e]
             for p in range(n):
-                i = r + p * R
+                dkrow = dk[bh, r + p * R]
+                dvrow = dv[bh, r + p * R]
                 for e in range(D):
-                    dk[bh, i, e] += scale * gdk[p, e]
+                    dkrow[e] += scale * gdk[p, e]
                 for e in range(Dv):
-                    dv[bh, i, e] += gdv[p, e]
+                    dvrow[e] += gdv[p, e]
 
 
 # ---------------------------------------------------------------------------
@@ -611,7 +640,8 @@ def indexed_fwd(q, k, v, ok, H, idx, nkeys, scale, out, lse):
         bh = t64 // T
         i = t64 - bh * T
         b = bh // H
-        out[bh, i, :] = 0
+        orow = out[bh, i]
+        orow[:] = 0
         lse[bh, i] = 0
         if not ok[b, i]:
             continue
@@ -635,10 +665,11 @@ def indexed_fwd(q, k, v, ok, H, idx, nkeys, scale, out, lse):
                 # p_c = e^{s_c − m}; o_i += p_c v_j
                 pc = math.exp(s[c] - m)
                 ell += pc
+                vrow = v[bh, j]
                 for e in range(Dv):
-                    out[bh, i, e] += pc * v[bh, j, e]
+                    orow[e] += pc * vrow[e]
         for e in range(Dv):
-            out[bh, i, e] = out[bh, i, e] / ell
+            orow[e] = orow[e] / ell
         lse[bh, i] = m + math.log(ell)
 
 
@@ -666,8 +697,10 @@ def indexed_bwd_rows(q, k, v, ok, H, idx, nkeys, scale, lse, delta, do, dq, pst,
                 pst[bh, i, c] = pc
                 dsst[bh, i, c] = dsc
                 # dq_i += α dS_ij k_j
+                dqrow = dq[bh, i]
+                krow = k[bh, j]
                 for e in range(D):
-                    dq[bh, i, e] += scale * dsc * k[bh, j, e]
+                    dqrow[e] += scale * dsc * krow[e]
 
 
 @njit(**_PJIT)
@@ -680,14 +713,18 @@ def indexed_bwd_cols(q, do, ok, H, rows_of, slot_of, start, scale, pst, dsst, dk
         t64 = np.int64(t)
         bh = t64 // T
         j = t64 - bh * T
-        dk[bh, j, :] = 0
-        dv[bh, j, :] = 0
+        dkrow = dk[bh, j]
+        dvrow = dv[bh, j]
+        dkrow[:] = 0
+        dvrow[:] = 0
         for a in range(start[j], start[j + 1]):
             i = rows_of[a]
             c = slot_of[a]
             dsc = dsst[bh, i, c]
             pc = pst[bh, i, c]
+            qrow = q[bh, i]
+            dorow = do[bh, i]
             for e in range(D):
-                dk[bh, j, e] += scale * dsc * q[bh, i, e]
+                dkrow[e] += scale * dsc * qrow[e]
             for e in range(Dv):
-                dv[bh, j, e] += pc * do[bh, i, e]
+                dvrow[e] += pc * dorow[e]

@@ -91,7 +91,8 @@ def _check_qkv(q, k, v):
             raise TypeError(f"{name} must be a real floating array {legend}, got dtype {arr.dtype}")
         if arr.ndim != 4:
             raise ValueError(f"{name} must have shape {legend}, got shape {arr.shape}")
-        check_float_array(arr, name)
+        if arr.dtype.kind == "f" and not onp.isfinite(arr).all():   # one pass; details below
+            check_float_array(arr, name)
     qs, ks, vs = (onp.shape(getval(x)) for x in (q, k, v))
     B, H, T, D = qs
     if ks != qs:
