@@ -395,10 +395,11 @@ def _check_key_index(key_index, T):
 
 def _pad_time(x, before, after):
     """Zero rows added before and after the time axis (axis 2) of a (B, H, T, E) array."""
+    if before == 0 and after == 0:
+        return x
     B, H, T, E = value_of(x).shape
-    parts = [np.zeros((B, H, n, E), dtype=value_of(x).dtype) for n in (before,) if n] + [x]
-    parts += [np.zeros((B, H, after, E), dtype=value_of(x).dtype)] if after else []
-    return np.concatenate(parts, axis=2) if len(parts) > 1 else x
+    dtype = value_of(x).dtype
+    return np.concatenate([np.zeros((B, H, before, E), dtype), x, np.zeros((B, H, after, E), dtype)], axis=2)
 
 
 def _to_groups(x, R):
