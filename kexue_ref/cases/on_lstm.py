@@ -340,7 +340,8 @@ def _update_cases():
                     {"chunk": 2}, tier="edge", note="f̃ = ĩ = 1: the plain LSTM update f c + i ĉ"),
             CaseDef("masters-wrong-width", lambda rng: {**_update_inputs(rng, 2, 6, 3),
                                                         "f_master": onp.ones((2, 4)), "i_master": onp.ones((2, 4))},
-                    {"chunk": 2}, tier="error", raises=(ValueError, r"f_master and i_master must have shape \(B, N / C\)"))]
+                    {"chunk": 2}, tier="error",
+                    raises=(ValueError, r"f_master and i_master must have shape \(B, N / C\)"))]
 
 
 def _cell_cases(official=False):
@@ -438,7 +439,8 @@ def _layer_official_dc_cases():
                     note="the official training step: hh weights masked, not rescaled; paper ĩ"),
             CaseDef("su-p0.5", lambda rng: _layer_official_dc_inputs(rng, keep=0.5),
                     {"chunk": 2, "dropconnect_p": 0.5, "master_input": "su"}, tier="full"),
-            CaseDef("mask-wrong-shape", lambda rng: {**_layer_official_dc_inputs(rng), "keep_hh": onp.ones((4, 20), bool)},
+            CaseDef("mask-wrong-shape",
+                    lambda rng: {**_layer_official_dc_inputs(rng), "keep_hh": onp.ones((4, 20), bool)},
                     {"chunk": 2, "dropconnect_p": 0.25}, tier="error",
                     raises=(ValueError, r"keep_hh must have the shape of W_hh \(20, 4\)"))]
 
@@ -450,7 +452,8 @@ def _stack_cases():
             CaseDef("per-step-mask", lambda rng: {**_stack_inputs(rng), "keep_dropout": rng.random((2, 3, 4)) < 0.7},
                     {"levels": [2, 3], "dropout_p": 0.3}, tier="edge",
                     note="a (B, T, N) mask: dropout drawn per step instead of locked over time"),
-            CaseDef("dropout-mask-wrong-shape", lambda rng: {**_stack_inputs(rng), "keep_dropout": onp.ones((2, 3), bool)},
+            CaseDef("dropout-mask-wrong-shape",
+                    lambda rng: {**_stack_inputs(rng), "keep_dropout": onp.ones((2, 3), bool)},
                     {"levels": [2, 3], "dropout_p": 0.3}, tier="error",
                     raises=(ValueError, r"dropout_masks\[0\] must have shape \(B, N\) = \(2, 4\)")),
             CaseDef("levels-per-layer-wrong-length", lambda rng: _stack_inputs(rng), {"levels": [2, 3, 1]},
@@ -484,9 +487,11 @@ def _distance_cases(name):
 def _tree_cases():
     def tok(*words):
         return onp.array(words)
-    return [CaseDef("post-apple", {"d": onp.array([0.5, 0.1, 0.6, 0.2, 0.9]), "tokens": tok("苹果", "的", "颜色", "是", "什么")},
+    return [CaseDef("post-apple", {"d": onp.array([0.5, 0.1, 0.6, 0.2, 0.9]),
+                                   "tokens": tok("苹果", "的", "颜色", "是", "什么")},
                     note="the post's example: [[['苹果','的'],['颜色','是']],'什么']"),
-            CaseDef("post-love-decreasing", {"d": onp.array([0.9, 0.6, 0.3, 0.1]), "tokens": tok("爱", "真的", "需要", "勇气")},
+            CaseDef("post-love-decreasing", {"d": onp.array([0.9, 0.6, 0.3, 0.1]),
+                                             "tokens": tok("爱", "真的", "需要", "勇气")},
                     note="strictly decreasing: a right-branching tree"),
             CaseDef("T9-random", lambda rng: {"d": distinct(rng, 9), "tokens": tok(*"abcdefghi")}, tier="full"),
             CaseDef("ties-first", {"d": onp.array([0.5, 0.5, 0.5]), "tokens": tok("a", "b", "c")}, tier="edge",
@@ -501,9 +506,11 @@ def _tree_cases():
 
 
 def _f1_cases():
-    return [CaseDef("left-vs-right-T5", {"d": onp.array([0.1, 0.2, 0.3, 0.4, 0.5]), "d_gold": onp.array([0.5, 0.4, 0.3, 0.2, 0.1])},
+    return [CaseDef("left-vs-right-T5", {"d": onp.array([0.1, 0.2, 0.3, 0.4, 0.5]),
+                                         "d_gold": onp.array([0.5, 0.4, 0.3, 0.2, 0.1])},
                     note="left- vs right-branching over 5 tokens: no shared non-trivial span, F1 = 0"),
-            CaseDef("same-T6", {"d": onp.array([0.3, 0.1, 0.9, 0.2, 0.4, 0.0]), "d_gold": onp.array([0.3, 0.1, 0.9, 0.2, 0.4, 0.0])},
+            CaseDef("same-T6", {"d": onp.array([0.3, 0.1, 0.9, 0.2, 0.4, 0.0]),
+                                "d_gold": onp.array([0.3, 0.1, 0.9, 0.2, 0.4, 0.0])},
                     note="identical trees: F1 = 1"),
             CaseDef("T8-random", lambda rng: {"d": distinct(rng, 8), "d_gold": distinct(rng, 8)}, tier="full"),
             CaseDef("T2", {"d": onp.array([0.1, 0.2]), "d_gold": onp.array([0.2, 0.1])}, tier="edge",
