@@ -939,7 +939,7 @@ def _logits_and_values(logits, f_values, one_d=False):
         except ValueError:
             raise ValueError(f"f_values of shape {fs} does not broadcast to logits of shape "
                              f"{os_} (..., K)") from None
-        if len(fs) < 1 or fs[-1] not in (os_[-1],):
+        if len(fs) < 1 or fs[-1] != os_[-1]:
             raise ValueError(f"f_values must hold the K = {os_[-1]} values f(y) along the last "
                              f"axis, got shape {fs}")
     return o, f

@@ -161,6 +161,20 @@ def test_samplers_take_only_a_generator():
     assert rp.sample_gumbel(_rng("misc"), 3, np.float32).dtype == np.float32
 
 
+def test_sample_uniform_redraws_exact_zeros():
+    """rng.random draws [0, 1); a zero would make g = -inf, so it is drawn again."""
+    class ZerosFirst(np.random.Generator):
+        calls = 0
+
+        def random(self, size=None, dtype=np.float64, out=None):
+            ZerosFirst.calls += 1
+            r = super().random(size, dtype=dtype)
+            return np.where(np.arange(r.size).reshape(r.shape) % 2 == 0, 0.0, r).astype(dtype) \
+                if ZerosFirst.calls == 1 else r
+    u = rp.sample_uniform(ZerosFirst(np.random.PCG64(1)), (3, 4))
+    assert ZerosFirst.calls == 2 and (u > 0).all() and (u < 1).all()
+
+
 # ---------------------------------------------------------------------------
 # Gumbel-Max: the distribution and the post's proof
 # ---------------------------------------------------------------------------
