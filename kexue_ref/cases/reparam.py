@@ -319,6 +319,9 @@ def _normal_sf_cases():
         CaseDef("post-f-z2-S8-loo", post, {"baseline": "loo"}),
         CaseDef("S6-D3", lambda rng: {"f_values": normal(rng, 6), "sigma": unit(rng, 3, low=0.5, high=2.0),
                                       "eps": normal(rng, 6, 3)}, {"baseline": 0.25}, tier="full"),
+        CaseDef("tails", {"f_values": (1 + 2 * onp.array([-6.0, 0.0, 6.0])) ** 2, "sigma": onp.array(2.0),
+                          "eps": onp.array([-6.0, 0.0, 6.0])}, tier="edge",
+                note="ε = ±6: the score-function terms z²ε/σ reach ~500, the heavy tails behind its variance"),
         CaseDef("sigma0", {"f_values": onp.zeros(2), "sigma": onp.array(0.0), "eps": onp.zeros(2)}, tier="error",
                 raises=(ValueError, "sigma must be > 0")),
         CaseDef("f-wrong-S", {"f_values": onp.zeros(3), "sigma": onp.array(1.0), "eps": onp.zeros(2)},
@@ -334,6 +337,8 @@ def _normal_pathwise_cases():
     return [
         CaseDef("post-f-z2-S8", post, note="f(z) = z², μ = 1, σ = 2: f' = 2z"),
         CaseDef("S6-D3", lambda rng: {"df_dz": normal(rng, 6, 3), "eps": normal(rng, 6, 3)}, tier="full"),
+        CaseDef("tails", {"df_dz": 2 * (1 + 2 * onp.array([-6.0, 0.0, 6.0])), "eps": onp.array([-6.0, 0.0, 6.0])},
+                tier="edge", note="ε = ±6: the pathwise terms stay linear in ε (2z and 2zε)"),
         CaseDef("shape-mismatch", {"df_dz": onp.zeros(3), "eps": onp.zeros(4)}, tier="error",
                 raises=(ValueError, "df_dz and eps must have the same shape")),
         CaseDef("eps-inf", {"df_dz": onp.zeros(1), "eps": onp.array([onp.inf])}, tier="error",
