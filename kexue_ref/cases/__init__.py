@@ -10,4 +10,5 @@ TOPICS = [
     "orthogonality",
     "sparse_attention",
     "reparam",
+    "dgcnn",
 ]

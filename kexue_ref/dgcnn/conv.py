@@ -67,7 +67,7 @@ def dilated_conv1d(x, w, b=None, dilation=1):
     return _conv(x, w, b, r)
 
 
-def dgcnn_block(x, mask, w, b, dilation=1, gate="post", gate_keep=None, rate=0.1):
+def dgcnn_block(x, mask, w, b, gate_keep=None, *, dilation=1, gate="post", rate=0.1):
     r"""One gated dilated residual block (DGCNN), in the post's form or the author's code form.
 
     .. math:: \text{post:}\quad Y = X \odot (1 - \sigma) + \mathrm{Conv}_1(X) \odot \sigma,
@@ -86,12 +86,12 @@ def dgcnn_block(x, mask, w, b, dilation=1, gate="post", gate_keep=None, rate=0.1
     w : array (k, D, 2D), the fused kernel, output columns ``[gate | value]``: in the post form
         the gate part is Conv₂ and the value part Conv₁; in the keras form they are g and c.
     b : array (2D,), the fused bias, same split.
-    dilation : int r ≥ 1.
-    gate : "post" (default, the post's formula, D1) or "keras" (the author's code: the gate
-        multiplies the identity branch).
     gate_keep : bool array (B, T, D) or None. The code's training-time dropout on the *gate
         logits*: kept logits are divided by 1 − rate, dropped ones become 0 (gate 0.5).
         None means inference (no dropout). The randomness is this explicit mask (D2).
+    dilation : int r ≥ 1 (keyword-only, like ``gate`` and ``rate``).
+    gate : "post" (default, the post's formula, D1) or "keras" (the author's code: the gate
+        multiplies the identity branch).
     rate : float in [0, 1), the dropout rate that sets the 1/(1 − rate) rescaling (code: 0.1).
 
     Returns
@@ -112,11 +112,11 @@ def dgcnn_block(x, mask, w, b, dilation=1, gate="post", gate_keep=None, rate=0.1
     >>> dgcnn_block(x, None, w, b)[0, :, 0].tolist()       # σ = 0.5: (1 + 3) / 2
     [2.0, 2.0]
     """
-    x, w, b = _check_conv(x, w, b, bias_required=True)
-    B, T, D = value_of(x).shape
-    if value_of(w).shape[1:] != (D, 2 * D):
+    B, T, D = value_of(_check_x(x)).shape
+    if value_of(w).ndim != 3 or value_of(w).shape[1:] != (D, 2 * D):
         raise ValueError(f"w must have shape (k, D, 2D) = (k, {D}, {2 * D}) for x with D = {D}, "
                          f"got {value_of(w).shape}")
+    x, w, b = _check_conv(x, w, b, bias_required=True)
     r = check_int(dilation, "dilation", min_value=1)
     check_choice(gate, "gate", GATES)
     mask = _check_mask(mask, B, T)
@@ -126,7 +126,7 @@ def dgcnn_block(x, mask, w, b, dilation=1, gate="post", gate_keep=None, rate=0.1
     return _block(x, mask, w, b, r, gate, gate_keep, rate)
 
 
-def dgcnn_stack(x, mask, w, b, dilations=STACK_12, gate="post", gate_keep=None, rate=0.1):
+def dgcnn_stack(x, mask, w, b, gate_keep=None, *, dilations=STACK_12, gate="post", rate=0.1):
     r"""The DGCNN encoder: masked input, then one gated block per dilation, masking after each.
 
     .. math:: H^{(0)} = X \odot \mathrm{mask}, \qquad
@@ -138,10 +138,10 @@ def dgcnn_stack(x, mask, w, b, dilations=STACK_12, gate="post", gate_keep=None, 
     mask : bool array (B, T) or None.
     w : array (L, k, D, 2D), the fused kernels of the L blocks (see :func:`dgcnn_block`).
     b : array (L, 2D).
+    gate_keep : bool array (L, B, T, D) or None, one gate-dropout mask per block.
     dilations : sequence of L ints; :data:`STACK_12` = (1,2,5,1,2,5,1,2,5,1,1,1) (the post) or
         :data:`STACK_6` = (1,2,5,1,2,5) (the light variant).
     gate : "post" or "keras", as in :func:`dgcnn_block`.
-    gate_keep : bool array (L, B, T, D) or None, one gate-dropout mask per block.
     rate : float, the gate dropout rate.
 
     Returns

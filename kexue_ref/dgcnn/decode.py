@@ -8,7 +8,7 @@ Spans are (start, inclusive end) pairs of 0-based character positions (D6). A tr
 """
 import numpy as onp
 
-from kexue_ref._validate import check_float_array, check_ndim, check_range, value_of
+from kexue_ref._validate import as_float, check_float_array, check_ndim, check_range, value_of
 
 __all__ = ["decode_subjects", "decode_objects", "set_prf", "corpus_prf", "f1_score", "spans_to_triples"]
 
@@ -187,7 +187,7 @@ def f1_score(precision, recall):
 
     Returns
     -------
-    0-d (or broadcast) float64 array.
+    array of the broadcast shape (0-d for scalars), in the inputs' float dtype.
 
     Notes
     -----
@@ -198,12 +198,12 @@ def f1_score(precision, recall):
     >>> round(float(f1_score(0.8939, 0.8679)), 6)      # the post's numbers: 0.8807
     0.880708
     """
-    p = check_float_array(onp.asarray(precision, dtype=onp.float64), "precision")
-    r = check_float_array(onp.asarray(recall, dtype=onp.float64), "recall")
+    p, r = as_float(precision, "precision"), as_float(recall, "recall")
     for name, v in (("precision", p), ("recall", r)):
-        if v.size and (v.min() < 0 or v.max() > 1):
-            raise ValueError(f"{name} must lie in [0, 1], got values in [{v.min()}, {v.max()}]")
-    if onp.any(p + r == 0):
+        arr = check_float_array(v, name)
+        if arr.size and (arr.min() < 0 or arr.max() > 1):
+            raise ValueError(f"{name} must lie in [0, 1], got values in [{arr.min()}, {arr.max()}]")
+    if onp.any(value_of(p) + value_of(r) == 0):
         raise ValueError("precision and recall are both 0: F1 is undefined")
     # F1 = 2PR / (P + R)
     return 2 * p * r / (p + r)

@@ -49,7 +49,7 @@ def sample_subject_span(rng, subjects):
     return k1, k2
 
 
-def make_targets(sentences, T, n_predicates, spans):
+def make_targets(sentences, T, n_predicates, spans, dtype=onp.float64):
     r"""0/1 targets of a batch: every gold subject, and the objects of the sampled span.
 
     .. math:: s^1_{t} = [t \text{ starts a gold subject}], \qquad
@@ -62,6 +62,7 @@ def make_targets(sentences, T, n_predicates, spans):
     T : int, the padded length.
     n_predicates : int P.
     spans : sequence of B (k1, k2), the sampled subject span per sentence.
+    dtype : float dtype of the target arrays (that of the parameters).
 
     Returns
     -------
@@ -72,8 +73,8 @@ def make_targets(sentences, T, n_predicates, spans):
     Source: ``bojone/kg-2019`` ``data_generator``.
     """
     B = len(sentences)
-    s1, s2 = onp.zeros((B, T)), onp.zeros((B, T))
-    o1, o2 = onp.zeros((B, T, n_predicates)), onp.zeros((B, T, n_predicates))
+    s1, s2 = onp.zeros((B, T), dtype), onp.zeros((B, T), dtype)
+    o1, o2 = onp.zeros((B, T, n_predicates), dtype), onp.zeros((B, T, n_predicates), dtype)
     for b, (sent, (k1, k2)) in enumerate(zip(sentences, spans)):
         for (a1, a2), c, (i, j) in sent.spans:
             s1[b, a1] = s2[b, a2] = 1.0
