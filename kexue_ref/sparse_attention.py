@@ -420,8 +420,8 @@ def _valid_tokens(m, B, T, before, after):
     return onp.concatenate([onp.zeros((B, before), bool), valid, onp.zeros((B, after), bool)], axis=1)
 
 
-def _atrous_groups(q, k, v, R, causal, m, min_gap=0):
-    """Attention inside the R interleaved subsequences: (out (B, H, T, Dv), lse (B, H, T)).
+def _atrous_groups(q, k, v, R, causal, m, min_gap=0, with_lse=False):
+    """Attention inside the R interleaved subsequences: out (B, H, T, Dv) [, lse (B, H, T)].
 
     Keys at group distance |n − n'| < ``min_gap`` are left out (the sparse form uses 2).
     """
@@ -440,14 +440,17 @@ def _atrous_groups(q, k, v, R, causal, m, min_gap=0):
         A = A & (onp.abs(n[:, None] - n[None, :]) >= min_gap)
     # S_nn' = q_{nR+r} · k_{n'R+r} / √D, per group r
     S = np.einsum("bhrnd,bhrmd->bhrnm", qg, kg) / nx._const(onp.sqrt(D), q)   # (B, H, R, N, N)
-    L = nx._logsumexp(np.where(A, S, nx._const(-onp.inf, S)), -1)            # (B, H, R, N)
     # o_n = Σ_n' P_nn' v_n' inside the group
-    O = np.einsum("bhrnm,bhrme->bhrne", nx._masked_softmax(S, A, -1), vg)     # (B, H, R, N, Dv)
-    return _from_groups(O, T), _from_groups(L[..., None], T)[..., 0]
+    O = _from_groups(np.einsum("bhrnm,bhrme->bhrne", nx._masked_softmax(S, A, -1), vg), T)
+    if not with_lse:
+        return O
+    # L_n = log Σ_{n' allowed} e^{S_nn'} (−∞ for a row without keys)
+    L = nx._logsumexp(np.where(A, S, nx._const(-onp.inf, S)), -1)            # (B, H, R, N)
+    return O, _from_groups(L[..., None], T)[..., 0]
 
 
-def _local_windows(q, k, v, W, causal, m, block):
-    """Local attention by key windows shared by query blocks: (out (B, H, T, Dv), lse (B, H, T)).
+def _local_windows(q, k, v, W, causal, m, block, with_lse=False):
+    """Local attention by key windows shared by query blocks: out (B, H, T, Dv) [, lse (B, H, T)].
 
     Query block c holds queries i = c·b + a (a < b) and reads the b + 2W keys
     j = c·b + u − W (u < b + 2W); block b = 1 is the per-query window of the post's code.
@@ -468,10 +471,14 @@ def _local_windows(q, k, v, W, causal, m, block):
     A = valid[:, None, :, None, :] & near                         # (B, 1, nb, b, b + 2W)
     # S_iu = q_i · k_{c·b + u − W} / √D
     S = np.einsum("bhcad,bhcud->bhcau", qb, kw) / nx._const(onp.sqrt(D), q)  # (B, H, nb, b, b + 2W)
-    L = nx._logsumexp(np.where(A, S, nx._const(-onp.inf, S)), -1)            # (B, H, nb, b)
+    # o_i = Σ_u P_iu v_{c·b + u − W}
     O = np.einsum("bhcau,bhcue->bhcae", nx._masked_softmax(S, A, -1), vw)    # (B, H, nb, b, Dv)
-    Dv = value_of(v).shape[-1]
-    return np.reshape(O, (B, H, nb * b, Dv))[:, :, :T], np.reshape(L, (B, H, nb * b))[:, :, :T]
+    O = np.reshape(O, (B, H, nb * b, value_of(v).shape[-1]))[:, :, :T]      # (B, H, T, Dv)
+    if not with_lse:
+        return O
+    # L_i = log Σ_{u allowed} e^{S_iu}
+    L = nx._logsumexp(np.where(A, S, nx._const(-onp.inf, S)), -1)            # (B, H, nb, b)
+    return O, np.reshape(L, (B, H, nb * b))[:, :, :T]
 
 
 def atrous_attention_blocked(q, k, v, rate, *, causal=False, mask=None):
@@ -505,8 +512,7 @@ def atrous_attention_blocked(q, k, v, rate, *, causal=False, mask=None):
     """
     q, k, v, m, causal, T = _pattern_args(q, k, v, mask, causal, None)
     R = check_int(rate, "rate", min_value=1)
-    O, _ = _atrous_groups(q, k, v, R, causal, m)
-    return _zero_queries(O, m)
+    return _zero_queries(_atrous_groups(q, k, v, R, causal, m), m)
 
 
 def local_attention_blocked(q, k, v, neighbors, *, causal=False, mask=None, block=64):
@@ -540,8 +546,7 @@ def local_attention_blocked(q, k, v, neighbors, *, causal=False, mask=None, bloc
     q, k, v, m, causal, T = _pattern_args(q, k, v, mask, causal, None)
     W = check_int(neighbors, "neighbors", min_value=1)
     b = check_int(block, "block", min_value=1)
-    O, _ = _local_windows(q, k, v, W, causal, m, b)
-    return _zero_queries(O, m)
+    return _zero_queries(_local_windows(q, k, v, W, causal, m, b), m)
 
 
 def sparse_attention_blocked(q, k, v, rate, *, causal=False, mask=None, block=64):
@@ -578,8 +583,8 @@ def sparse_attention_blocked(q, k, v, rate, *, causal=False, mask=None, block=64
     q, k, v, m, causal, T = _pattern_args(q, k, v, mask, causal, None)
     R = check_int(rate, "rate", min_value=1)
     b = check_int(block, "block", min_value=1)
-    O_local, L_local = _local_windows(q, k, v, R, causal, m, b)
-    O_far, L_far = _atrous_groups(q, k, v, R, causal, m, min_gap=2)
+    O_local, L_local = _local_windows(q, k, v, R, causal, m, b, with_lse=True)
+    O_far, L_far = _atrous_groups(q, k, v, R, causal, m, min_gap=2, with_lse=True)
     # weights e^{L_p − L}, L = log Σ_p e^{L_p}; both −∞ gives weights 0 (D4)
     w = nx._softmax(np.stack([L_local, L_far]), 0)                            # (2, B, H, T)
     O = w[0][..., None] * O_local + w[1][..., None] * O_far
