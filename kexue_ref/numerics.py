@@ -13,7 +13,8 @@ from kexue_ref._numerics import (  # noqa: F401
     softmax,
     softplus,
     stop_gradient,
+    tanh,
 )
 
-__all__ = ["logsumexp", "softmax", "log_softmax", "sigmoid", "log_sigmoid", "softplus",
+__all__ = ["logsumexp", "softmax", "log_softmax", "sigmoid", "log_sigmoid", "softplus", "tanh",
            "masked_softmax", "stop_gradient"]

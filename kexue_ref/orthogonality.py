@@ -27,7 +27,6 @@ import numbers
 
 import autograd.numpy as np
 import numpy as onp
-from autograd.extend import primitive, defvjp
 
 from kexue_ref import _numerics as nx
 from kexue_ref._validate import as_float, check_choice, check_float_array, check_int, check_positive, value_of
@@ -175,7 +174,7 @@ def som_gram(x, w, gamma=10.0, *, bias=None, eps=1e-12):
 
 def _som_gram(x, w, bias, gamma, eps):
     # T = tanh(γ (X W + b))
-    t = _tanh(gamma * _affine(x, w, bias))                             # (B, M)
+    t = nx._tanh(gamma * _affine(x, w, bias))                             # (B, M)
     # ‖T_{:,i}‖ over the batch axis, with ε² inside the root
     norm = np.sqrt(np.sum(t ** 2, axis=0) + eps ** 2)                    # (M,)
     if eps == 0 and onp.any(value_of(norm) == 0):
@@ -596,19 +595,6 @@ def biggan_ortho_grad(w, strength=1e-4, mode="ortho", *, filters="rows"):
 # Private helpers: validation, layouts, safe roots
 # ---------------------------------------------------------------------------
 
-@primitive
-def _tanh(z):
-    """tanh whose derivative sech²(z) is computed without overflow (autograd's is 1/cosh²(z))."""
-    return onp.tanh(z)
-
-
-def _sech2(z):
-    # sech²(z) = 4e^{−2|z|} / (1 + e^{−2|z|})², accurate and overflow-free for every finite z
-    e = np.exp(-2 * np.abs(z))
-    return 4 * e / (1 + e) ** 2
-
-
-defvjp(_tanh, lambda ans, z: lambda g: g * _sech2(z))
 
 
 def _const(value, like):

@@ -151,3 +151,13 @@ def test_masked_softmax_bad_masks():
         nx.masked_softmax(x, np.ones((4, 2, 3), bool))
     with pytest.raises(ValueError, match="fill must be a finite number"):
         nx.masked_softmax(x, np.ones((2, 3), bool), fill=-np.inf)
+
+
+def test_tanh_gradient_is_sech2_without_overflow():
+    t = np.linspace(-5, 5, 11)
+    np.testing.assert_allclose(elementwise_grad(nx.tanh)(t), 1 / np.cosh(t) ** 2, rtol=1e-14)
+    big = np.array([-800.0, -60.0, 60.0, 800.0])
+    g = elementwise_grad(nx.tanh)(big)            # autograd's 1/cosh² overflows here
+    np.testing.assert_allclose(g, 4 * np.exp(-2 * np.abs(big)), rtol=1e-12, atol=0)
+    assert nx.tanh(np.float32(3.0)).dtype == np.float32
+    check_grads(nx.tanh, [np.array([-2.0, 0.0, 0.3, 4.0])], np.random.default_rng(0), order=2)
