@@ -84,4 +84,5 @@ def test_every_row_names_a_source_and_has_all_tiers():
         tiers = {c.tier for c in spec.cases}
         assert "quick" in tiers, f"{spec.name} has no quick case"
         assert "error" in tiers, f"{spec.name} has no error case"
-        assert spec.ref.__doc__ and "Source" in spec.ref.__doc__ or "Notes" in spec.ref.__doc__, spec.name
+        doc = spec.ref.__doc__ or ""
+        assert "Source" in doc, f"{spec.name}: the reference's docstring has no 'Source:' line"
