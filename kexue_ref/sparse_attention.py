@@ -181,11 +181,16 @@ def _check_allowed(allowed, B, H, Tq, Tk):
     return A
 
 
+def _T(x):
+    """Swap the last two axes: Kᵀ of a batch of (…, T, D) matrices."""
+    return np.swapaxes(x, -1, -2)
+
+
 def _attend(q, k, v, A, qm, fill):
     """Masked attention on checked inputs: A bool broadcastable to (B, H, Tq, Tk)."""
     D = value_of(q).shape[-1]
     # S_ij = q_i · k_j / √D
-    S = np.einsum("bhid,bhjd->bhij", q, k) / nx._const(onp.sqrt(D), q)     # (B, H, Tq, Tk)
+    S = np.matmul(q, _T(k)) / nx._const(onp.sqrt(D), q)                    # (B, H, Tq, Tk)
     if fill is None:
         # P_ij = [A_ij] e^{S_ij − m_i} / Σ_{j' allowed} e^{S_ij' − m_i}; no allowed key: P_i = 0 (D4)
         P = nx._masked_softmax(S, A, -1)
@@ -193,7 +198,7 @@ def _attend(q, k, v, A, qm, fill):
         # replacement masking: S_ij ← c where not A_ij, then an ordinary softmax
         P = nx._softmax(np.where(A, S, nx._const(fill, S)), -1)
     # o_i = Σ_j P_ij v_j
-    O = np.einsum("bhij,bhje->bhie", P, v)                                  # (B, H, Tq, Dv)
+    O = np.matmul(P, v)                                                     # (B, H, Tq, Dv)
     return _zero_queries(O, qm)
 
 
@@ -439,9 +444,9 @@ def _atrous_groups(q, k, v, R, causal, m, min_gap=0, with_lse=False):
     if min_gap:
         A = A & (onp.abs(n[:, None] - n[None, :]) >= min_gap)
     # S_nn' = q_{nR+r} · k_{n'R+r} / √D, per group r
-    S = np.einsum("bhrnd,bhrmd->bhrnm", qg, kg) / nx._const(onp.sqrt(D), q)   # (B, H, R, N, N)
+    S = np.matmul(qg, _T(kg)) / nx._const(onp.sqrt(D), q)                  # (B, H, R, N, N)
     # o_n = Σ_n' P_nn' v_n' inside the group
-    O = _from_groups(np.einsum("bhrnm,bhrme->bhrne", nx._masked_softmax(S, A, -1), vg), T)
+    O = _from_groups(np.matmul(nx._masked_softmax(S, A, -1), vg), T)        # (B, H, T, Dv)
     if not with_lse:
         return O
     # L_n = log Σ_{n' allowed} e^{S_nn'} (−∞ for a row without keys)
@@ -470,9 +475,9 @@ def _local_windows(q, k, v, W, causal, m, block, with_lse=False):
     valid = _valid_tokens(m, B, T, W, W + extra)[:, idx]          # (B, nb, b + 2W)
     A = valid[:, None, :, None, :] & near                         # (B, 1, nb, b, b + 2W)
     # S_iu = q_i · k_{c·b + u − W} / √D
-    S = np.einsum("bhcad,bhcud->bhcau", qb, kw) / nx._const(onp.sqrt(D), q)  # (B, H, nb, b, b + 2W)
+    S = np.matmul(qb, _T(kw)) / nx._const(onp.sqrt(D), q)                  # (B, H, nb, b, b + 2W)
     # o_i = Σ_u P_iu v_{c·b + u − W}
-    O = np.einsum("bhcau,bhcue->bhcae", nx._masked_softmax(S, A, -1), vw)    # (B, H, nb, b, Dv)
+    O = np.matmul(nx._masked_softmax(S, A, -1), vw)                        # (B, H, nb, b, Dv)
     O = np.reshape(O, (B, H, nb * b, value_of(v).shape[-1]))[:, :, :T]      # (B, H, T, Dv)
     if not with_lse:
         return O
