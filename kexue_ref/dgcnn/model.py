@@ -235,12 +235,20 @@ def object_probs(params, enc, k1, k2, config):
     Notes
     -----
     Source: https://kexue.fm/archives/6671; :func:`kexue_ref.dgcnn.subject_features`,
-    :func:`kexue_ref.dgcnn.object_heads`.
+    :func:`kexue_ref.dgcnn.object_heads`. The code adds the subject vector and the relative
+    position embeddings at *every* position, padding included, and the kernel-3 conv of the
+    object heads reads the first padded position from the last valid character: a second
+    padding leak besides the attention's. By default (``compat=None``) the subject features are
+    multiplied by the mask, so a sentence gives the same probabilities alone or in a padded
+    batch; ``compat="keras"`` keeps both leaks.
     """
     B, T = enc["mask"].shape
     k1, k2 = _check_span(k1, k2, T, B)
     s = _subject_features(enc["h"], k1, k2, (params["rnn_wf"], params["rnn_uf"], params["rnn_bf"]),
                           (params["rnn_wb"], params["rnn_ub"], params["rnn_bb"]), params["pos_emb"], config.cell)
+    if config.compat is None:
+        # zero the subject features at padding, like every other input of the conv (see Notes)
+        s = s * enc["mask"][..., None]
     return _object_heads(enc["h"], enc["a2"], s, params["o_wc"], params["o_bc"], params["o_wo"], params["o_bo"],
                          params["o_w1"], params["o_b1"], params["o_w2"], params["o_b2"], enc["pc"],
                          enc["pn1"], enc["pn2"])
