@@ -104,7 +104,11 @@ def _invert_mask(inputs):
 
 
 def _flip(key):
-    return lambda params: not params.get(key, False)
+    return _flip_default(key, False)
+
+
+def _flip_default(key, default):
+    return lambda params: not params.get(key, default)
 
 
 _SCALE_DIVIDES = Convention(
@@ -160,39 +164,48 @@ register_conventions("numerics.masked_softmax",
                      Convention("fill=-1e9", {"fill": -1e9},
                                 note="masked scores replaced by -1e9: fully masked rows uniform"),
                      _MASK_INVERTED)
-for _op in ("master_gates", "on_lstm_cell", "on_lstm", "on_lstm_stack"):
+_ON_LSTM = ("master_gates", "cell", "cell_official", "layer", "layer_official",
+            "layer_dropconnect", "layer_official_dropconnect", "stack2")
+for _op in _ON_LSTM:
     register_conventions(f"on_lstm.{_op}",
                          Convention("master_input='paper'", {"master_input": "paper"},
                                     note="the official code's 1 - cumax (exclusive) master input gate"),
                          Convention("master_input='su'", {"master_input": "su"},
                                     note="Su's reverse cumsum (inclusive) master input gate"))
-for _op in ("on_lstm_cell", "on_lstm", "on_lstm_stack"):
+for _op in ("cell", "layer_dropconnect"):
     register_conventions(f"on_lstm.{_op}",
                          Convention("dropconnect='official'", {"dropconnect": "official"},
-                                    note="mask without 1/(1-p) rescaling, as Ordered-Neurons"))
-for _op in ("soft_level", "hard_master_gates"):
+                                    note="mask without 1/(1-p) rescaling, as Ordered-Neurons"),
+                         Convention("dropconnect='inverted'", {"dropconnect": "inverted"},
+                                    note="mask with 1/(1-p) rescaling, as Keras dropout"))
+for _op in ("soft_level", "hard_master_gates", "partitioned_update"):
     register_conventions(f"on_lstm.{_op}",
                          Convention("base=1", {"base": 1}, note="the post's 1-based levels"))
-for _op in ("dgcnn_block", "dgcnn_stack", "dgcnn_model"):
+for _op in ("dgcnn_block", "dgcnn_stack"):
     register_conventions(f"dgcnn.{_op}",
                          Convention("gate='keras'", {"gate": "keras"},
                                     note="σ on the identity branch, as bojone/kg-2019"),
                          Convention("gate='post'", {"gate": "post"},
                                     note="σ on the convolution branch, the post's form"))
-register_conventions("reparam.gumbel_from_uniform",
-                     Convention("mode='keras'", {"mode": "keras"},
-                                note="-log(-log(u + 1e-7) + 1e-7), Su's code"),
-                     Convention("mode='clip'", {"mode": "clip"},
-                                note="u clamped to [eps, 1 - eps], as torch.distributions"))
+register_conventions("dgcnn.multihead_attention",
+                     Convention("compat='keras'", {"compat": "keras"},
+                                note="the author's Keras attention (additive -1e10, rows unzeroed)"))
+for _mode, _note in (("exact", "-log(-log u), the post"), ("keras", "-log(-log(u + 1e-7) + 1e-7), Su's code"),
+                     ("clip", "u clamped to [eps, 1 - eps], as torch.distributions"),
+                     ("tiny", "u floored at finfo.tiny, as TFP / JAX")):
+    register_conventions("reparam.gumbel_from_uniform", Convention(f"mode='{_mode}'", {"mode": _mode}, note=_note))
 register_conventions("reparam.gumbel_softmax",
                      Convention("tau multiplies", {"tau": lambda p: 1.0 / p.get("tau", 1.0)},
                                 note="τ multiplying instead of dividing the perturbed logits"),
                      Convention("hard flipped", {"hard": _flip("hard")},
                                 note="straight-through on/off"))
-for _op in ("attention", "atrous_attention", "local_attention", "sparse_attention"):
+for _op in ("atrous_attention", "local_attention", "sparse_attention"):
     register_conventions(f"sparse_attention.{_op}",
                          Convention("compat='keras'", {"compat": "keras"},
-                                    note="the author's Keras code (SPEC §7.5)"),
+                                    note="the author's Keras code (SPEC §7.5)"))
+for _op in ("attention", "atrous_attention", "local_attention", "sparse_attention",
+            "atrous_attention_blocked", "local_attention_blocked", "sparse_attention_blocked"):
+    register_conventions(f"sparse_attention.{_op}",
                          Convention("causal flipped", {"causal": _flip("causal")},
                                     note="causal when the case is not, or the reverse"))
 register_conventions("sparse_attention.attention",
@@ -200,12 +213,27 @@ register_conventions("sparse_attention.attention",
                                 note="masked scores replaced by -1e9: fully masked rows uniform"))
 register_conventions("orthogonality.som_penalty",
                      Convention("pairs='unordered'", {"pairs": "unordered"},
-                                note="each pair i < j counted once"))
+                                note="each pair i < j counted once"),
+                     Convention("pairs='ordered'", {"pairs": "ordered"},
+                                note="each pair counted twice, (i, j) and (j, i)"))
 register_conventions("orthogonality.biggan_ortho_grad",
                      Convention("mode='default'", {"mode": "default"},
                                 note="BigGAN's default_ortho (diagonal kept)"),
                      Convention("mode='ortho'", {"mode": "ortho"},
                                 note="BigGAN's ortho (diagonal masked)"))
+
+
+def _other_filters(params):
+    return "rows" if params.get("filters", "columns") == "columns" else "columns"
+
+
+for _op in ("biggan_ortho_grad", "orthonormal_penalty", "offdiag_penalty"):
+    register_conventions(f"orthogonality.{_op}",
+                         Convention("filters flipped", {"filters": _other_filters},
+                                    note="filters as rows instead of columns, or the reverse"))
+register_conventions("orthogonality.orthonormal_penalty",
+                     Convention("squared flipped", {"squared": _flip_default("squared", True)},
+                                note="the norm squared or not"))
 
 
 # ---------------------------------------------------------------------------
