@@ -8,9 +8,9 @@ the author's code does. The target is dev F1 >= 0.9 within 10 minutes on 2 CPU c
     python benchmarks/train_dgcnn.py --epochs 3 --train 600 --dev 100   # a quick look
 
 Everything is readable NumPy + autograd from ``kexue_ref.dgcnn``: the model (``init_params``,
-``forward``), the code's subject sampling and targets (``train.make_targets``), Adam with the
-post's one-epoch linear warm-up (``train.adam_step``, ``train.warmup_lr``), the weight EMA
-(``train.ema_update``, debiased as Keras/TF does) and decoding (``extract_triples``).
+``forward``), one epoch of the code's loop (``train.run_epoch``: subject sampling and targets,
+Adam with the post's one-epoch linear warm-up, the weight EMA, debiased as Keras/TF does) and
+decoding (``extract_triples``), scored with ``corpus_prf``.
 Post: https://kexue.fm/archives/6671; code: bojone/kg-2019.
 """
 import argparse
@@ -49,17 +49,6 @@ def tune_runtime():
         pass
 
 
-def batches(sentences, batch_size, rng):
-    """Shuffled batches of similar lengths (sort within pools of 20 batches): less padding."""
-    order = rng.permutation(len(sentences))
-    pool = 20 * batch_size
-    out = []
-    for s in range(0, len(order), pool):
-        chunk = sorted(order[s:s + pool], key=lambda i: len(sentences[i].text))
-        out += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
-    return [out[i] for i in rng.permutation(len(out))]
-
-
 def bar(done, total, width=30):
     filled = int(width * done / total)
     return "[" + "#" * filled + "-" * (width - filled) + f"] {done}/{total}"
@@ -92,17 +81,17 @@ def main(argv=None):
     tune_runtime()
     t_start = time.perf_counter()
 
-    seeds = onp.random.SeedSequence(args.seed).spawn(4)
-    train_rng, dev_rng, init_rng, loop_rng = (onp.random.default_rng(s) for s in seeds)
+    seeds = onp.random.SeedSequence(args.seed).spawn(5)
+    train_rng, dev_rng, init_rng, loop_rng, table_rng = (onp.random.default_rng(s) for s in seeds)
     train_set = C.synthetic_corpus(args.train, train_rng)
     dev_set = C.synthetic_corpus(args.dev, dev_rng)
-    table = C.word_vector_table(onp.random.default_rng(seeds[0].spawn(1)[0]))
+    table = C.word_vector_table(table_rng)
     train_entities = {e for s in train_set for t in s.triples for e in (t[0], t[2])}
     dev_entities = {e for s in dev_set for t in s.triples for e in (t[0], t[2])}
     config = dg.DGCNNConfig(n_chars=C.N_CHARS, word_dim=table.shape[1], n_predicates=len(C.PREDICATES),
                             dim=args.dim, dilations=dg.STACK_6, heads=4, head_size=args.dim // 4, maxlen=128)
     params = dg.init_params(config, init_rng, dtype=onp.dtype(args.dtype))
-    opt, ema = tr.adam_init(params), tr.ema_init(params)
+    state = {"params": params, "opt": tr.adam_init(params), "ema": tr.ema_init(params), "step": 0}
     steps_per_epoch = -(-args.train // args.batch)
     print(f"synthetic corpus: {args.train} train / {args.dev} dev sentences, {len(C.PREDICATES)} predicates, "
           f"{sum(len(s.triples) for s in dev_set)} dev triples; "
@@ -110,31 +99,26 @@ def main(argv=None):
     print(f"model: light DGCNN {config.dilations} (receptive field {dg.receptive_field(config.dilations)}), "
           f"dim {config.dim}, attention {config.heads}x{config.head_size}, cell {config.cell}, "
           f"{sum(v.size for v in params.values())} weights, {args.dtype}; batch {args.batch}, "
-          f"{steps_per_epoch} steps/epoch, warm-up 1 epoch to lr {args.lr}, EMA {args.ema}")
+          f"~{steps_per_epoch} steps/epoch, warm-up 1 epoch to lr {args.lr}, EMA {args.ema}")
     sys.stdout.flush()
 
-    step, best, reached = 0, 0.0, None
+    best, reached = 0.0, None
+    tty = sys.stdout.isatty()
     for epoch in range(1, args.epochs + 1):
         if time.perf_counter() - t_start > args.budget:
             print(f"time budget of {args.budget:.0f} s used up: stopping before epoch {epoch}")
             break
-        losses = []
-        plan = batches(train_set, args.batch, loop_rng)
-        tty = sys.stdout.isatty()
-        for n, idx in enumerate(plan, 1):
-            chunk = [train_set[i] for i in idx]
-            tokens, word_vecs = C.make_batch(chunk, table)
-            spans = [tr.sample_subject_span(loop_rng, s.subjects) for s in chunk]
-            targets = tr.make_targets(chunk, tokens.shape[1], config.n_predicates, spans, dtype=args.dtype)
-            lr = tr.warmup_lr(step, steps_per_epoch, args.lr)
-            loss, params, opt = tr.train_step(params, opt, tokens, word_vecs, targets, config, lr)
-            ema = tr.ema_update(ema, params, args.ema)
-            losses.append(loss)
-            step += 1
-            if tty or n == len(plan) or n % max(1, len(plan) // 4) == 0:
-                line = f"epoch {epoch:2d} {bar(n, len(plan))} loss {onp.mean(losses[-50:]):.4f}"
-                print(("\r" + line) if tty else line, end="" if tty and n < len(plan) else "\n", flush=True)
-        p, r, f = evaluate(tr.ema_weights(ema), dev_set, table, config)
+        recent = []
+
+        def progress(n, total, loss, epoch=epoch, recent=recent):
+            recent.append(loss)
+            if tty or n == total or n % max(1, total // 4) == 0:
+                line = f"epoch {epoch:2d} {bar(n, total)} loss {onp.mean(recent[-50:]):.4f}"
+                print(("\r" + line) if tty else line, end="" if tty and n < total else "\n", flush=True)
+
+        state, losses = tr.run_epoch(state, train_set, table, config, loop_rng, args.batch, args.lr,
+                                     warmup_steps=steps_per_epoch, ema_decay=args.ema, on_step=progress)
+        p, r, f = evaluate(tr.ema_weights(state["ema"]), dev_set, table, config)
         elapsed = time.perf_counter() - t_start
         best = max(best, float(f))
         if reached is None and f >= 0.9:

@@ -670,3 +670,19 @@ def test_subject_sampling_distribution_and_targets():
     assert t["s1"][0].tolist() == [1, 0, 0, 1, 0, 0, 0, 0, 0] and t["s2"][0].tolist() == [0, 1, 0, 0, 1, 0, 0, 0, 0]
     assert t["o1"][0, 6, 2] == 1 and t["o1"][0].sum() == 1 and t["o2"][0, 7, 2] == 1
     assert t["o1"][1].sum() == 0 and t["o2"][1].sum() == 0      # (0, 4) is no subject: implicit negative
+
+
+def test_run_epoch_counts_steps_and_updates_the_ema():
+    rng = np.random.default_rng(8)
+    sents = C.synthetic_corpus(12, rng)
+    table = C.word_vector_table(rng, n_buckets=16, dim=4)
+    cfg = _tiny()
+    params = dg.init_params(cfg, rng)
+    state = {"params": params, "opt": tr.adam_init(params), "ema": tr.ema_init(params), "step": 0}
+    seen = []
+    state, losses = tr.run_epoch(state, sents, table, cfg, rng, batch_size=5, ema_decay=0.5,
+                                 on_step=lambda n, total, loss: seen.append((n, total)))
+    assert state["step"] == 3 == len(losses) and seen == [(1, 3), (2, 3), (3, 3)]
+    assert state["ema"]["t"] == 3 and state["opt"]["t"] == 3
+    batches = tr.length_batches([len(s.text) for s in sents], 5, np.random.default_rng(0))
+    assert sorted(i for b in batches for i in b) == list(range(12))

@@ -31,7 +31,8 @@ from kexue_ref.dgcnn.heads import (global_gate, object_heads, relative_distances
 from kexue_ref.dgcnn.layouts import (conv1d_keras_to_torch, conv1d_torch, conv1d_torch_to_keras,
                                      dense_keras_to_torch, dense_torch_to_keras, gru_keras_to_torch)
 from kexue_ref.dgcnn.losses import extraction_loss, masked_bce
-from kexue_ref.dgcnn.model import DGCNNConfig, encode, extract_triples, forward, init_params, object_probs, subject_probs
+from kexue_ref.dgcnn.model import (DGCNNConfig, encode, extract_triples, forward, init_params, object_probs,
+                                   subject_probs)
 from kexue_ref.dgcnn.rnn import birnn, gru, lstm
 
 __all__ = [

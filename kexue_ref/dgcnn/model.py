@@ -196,7 +196,8 @@ def encode(params, tokens, word_vecs, config, embed_keep=None, gate_keep=None):
 def subject_probs(params, enc):
     r"""Subject start/end probabilities (B, T) from an :func:`encode` result.
 
-    .. math:: p^{s1,2}_t = \mathrm{sigmoid}\big(\mathrm{relu}(\mathrm{Conv}_3([H | A_1]))_t\, w_{1,2} + b_{1,2}\big)\; pn^{1,2}_t
+    .. math:: p^{s1,2}_t = \mathrm{sigmoid}\big(U_t w_{1,2} + b_{1,2}\big)\; pn^{1,2}_t, \qquad
+              U = \mathrm{relu}(\mathrm{Conv}_3([H | A_1]))
 
     Parameters
     ----------

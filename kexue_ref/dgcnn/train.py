@@ -11,11 +11,12 @@ import numpy as onp
 from autograd import value_and_grad
 
 from kexue_ref._validate import check_int, check_range
+from kexue_ref.dgcnn.corpus import make_batch
 from kexue_ref.dgcnn.losses import KERAS_EPSILON, extraction_loss
 from kexue_ref.dgcnn.model import forward
 
 __all__ = ["sample_subject_span", "make_targets", "batch_loss", "adam_init", "adam_step", "warmup_lr",
-           "ema_init", "ema_update", "ema_weights", "train_step"]
+           "ema_init", "ema_update", "ema_weights", "train_step", "length_batches", "run_epoch"]
 
 
 def sample_subject_span(rng, subjects):
@@ -88,7 +89,8 @@ def batch_loss(params, tokens, word_vecs, targets, config, embed_keep=None, gate
                clip=KERAS_EPSILON):
     r"""The extraction loss of a batch as a function of the parameter dict (differentiable).
 
-    .. math:: \mathcal L(\theta) = \mathrm{extraction\_loss}\big(f_\theta(\text{tokens}, V, k_1, k_2), \text{targets}\big)
+    .. math:: \mathcal L(\theta) = \mathrm{extraction\_loss}\big(f_\theta(\text{tokens}, V, k_1, k_2),
+              \text{targets}\big)
 
     Parameters
     ----------
@@ -274,3 +276,69 @@ def train_step(params, opt_state, tokens, word_vecs, targets, config, lr, embed_
     loss, grads = value_and_grad(batch_loss)(params, tokens, word_vecs, targets, config, embed_keep, gate_keep)
     new_params, new_state = adam_step(params, grads, opt_state, lr)
     return float(loss), new_params, new_state
+
+
+def length_batches(lengths, batch_size, rng, pool=20):
+    """Shuffled batches of indices with similar lengths (sorted within pools of ``pool`` batches).
+
+    Less padding per batch: the masked model gives the same result either way (default compat),
+    only faster. Returns a list of index lists.
+    """
+    batch_size = check_int(batch_size, "batch_size", min_value=1)
+    order = rng.permutation(len(lengths))
+    out = []
+    for s in range(0, len(order), pool * batch_size):
+        chunk = sorted(order[s:s + pool * batch_size], key=lambda i: lengths[i])
+        out += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    return [out[i] for i in rng.permutation(len(out))]
+
+
+def run_epoch(state, sentences, table, config, rng, batch_size=32, peak_lr=1e-3, warmup_steps=None,
+              ema_decay=0.9999, on_step=None):
+    r"""One epoch of the code's training loop: sample spans, build targets, Adam step, EMA update.
+
+    .. math:: 	ext{for each batch: } (k_1, k_2) \sim 	ext{sample},\               	heta \leftarrow \mathrm{Adam}(	heta, 
+abla_	heta \mathcal L, \eta_n),\               a \leftarrow eta a + (1 - eta)	heta
+
+    Parameters
+    ----------
+    state : dict with "params", "opt" (:func:`adam_init`), "ema" (:func:`ema_init`) and "step"
+        (the global step count n, for the warm-up); a new dict is returned.
+    sentences : sequence of :class:`kexue_ref.dgcnn.corpus.Sentence` (the training set).
+    table : the frozen word-vector table (:func:`kexue_ref.dgcnn.corpus.word_vector_table`).
+    config : DGCNNConfig.
+    rng : numpy.random.Generator (batch order and subject sampling).
+    batch_size : int.
+    peak_lr : float, the learning rate after warm-up (the code: 1e-3).
+    warmup_steps : int or None; None = the number of batches of one epoch (the code).
+    ema_decay : float β (the code: 0.9999).
+    on_step : optional callable ``(n_done, n_batches, loss)`` called after every step (progress).
+
+    Returns
+    -------
+    (new_state, losses): the losses of the epoch's steps.
+
+    Notes
+    -----
+    Source: ``bojone/kg-2019`` (``data_generator``, ``Evaluate.on_batch_begin``, EMA injected into
+    the training updates). No dropout here (the synthetic data are plentiful); ``train_step``
+    takes keep masks for a run that wants it.
+    """
+    params, opt, ema, step = state["params"], state["opt"], state["ema"], state["step"]
+    dtype = next(iter(params.values())).dtype
+    plan = length_batches([len(s.text) for s in sentences], batch_size, rng)
+    warm = len(plan) if warmup_steps is None else warmup_steps
+    losses = []
+    for n, idx in enumerate(plan, 1):
+        chunk = [sentences[i] for i in idx]
+        tokens, word_vecs = make_batch(chunk, table)
+        spans = [sample_subject_span(rng, s.subjects) for s in chunk]
+        targets = make_targets(chunk, tokens.shape[1], config.n_predicates, spans, dtype=dtype)
+        loss, params, opt = train_step(params, opt, tokens, word_vecs, targets, config,
+                                       warmup_lr(step, warm, peak_lr))
+        ema = ema_update(ema, params, ema_decay)
+        step += 1
+        losses.append(loss)
+        if on_step is not None:
+            on_step(n, len(plan), loss)
+    return {"params": params, "opt": opt, "ema": ema, "step": step}, losses
