@@ -79,12 +79,12 @@ class TorchAdapter:
         a = onp.asarray(array)
         if a.dtype.kind == "f":
             # float64 first, then one rounding to the candidate dtype
-            t = torch.tensor(onp.ascontiguousarray(a, dtype=onp.float64))
+            t = torch.tensor(onp.array(a, dtype=onp.float64))
             return t.to(device=self.device, dtype=self.torch_dtype(dtype))
         if a.dtype.kind in "iu":
-            return torch.tensor(onp.ascontiguousarray(a, dtype=onp.int64), device=self.device)
+            return torch.tensor(onp.array(a, dtype=onp.int64), device=self.device)
         if a.dtype.kind == "b":
-            return torch.tensor(onp.ascontiguousarray(a), device=self.device)
+            return torch.tensor(onp.array(a), device=self.device)
         raise TypeError(f"the torch adapter passes float, integer and boolean arrays; "
                         f"got dtype {a.dtype}")
 

@@ -42,7 +42,7 @@ RULES = ("table", "relative")
 
 def _bf16_round(a):
     """Round to the nearest bfloat16 (ties to even), returned as float32."""
-    f = onp.ascontiguousarray(a, dtype=onp.float32)
+    f = onp.array(a, dtype=onp.float32)  # a C-contiguous copy that keeps 0-d arrays 0-d
     bits = f.view(onp.uint32).astype(onp.uint64)
     # add 0x7FFF plus the lowest kept bit, then drop the 16 low bits (round half to even)
     rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000).astype(onp.uint32)
