@@ -36,13 +36,15 @@ used as a guard.
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
 from kexue_ref.kernels import _config
 
 # numba wants a set (not a frozenset) for named fast-math flags; the flags themselves come
 # only from _config (no nnan / ninf, no reassoc).
-_JIT = {"fastmath": set(_config.FASTMATH), "cache": _config.CACHE}
+_FASTMATH = set(_config.FASTMATH)
+_JIT = {"fastmath": _FASTMATH, "cache": _config.CACHE}
 _PJIT = {**_JIT, "parallel": _config.PARALLEL}
 
 # --- constants of the vectorisable exponential (Cody–Waite reduction + Taylor polynomial) ---
@@ -57,87 +59,107 @@ _F32_EXP_MIN = np.float32(-87.0)          # exp(-87) = 1.6e-38, still a normal f
 _F32_HALF = np.float32(0.5)
 _F32_ONE = np.float32(1.0)
 _F32_ZERO = np.float32(0.0)
-_F32_C = tuple(np.float32(1.0 / math.factorial(n)) for n in range(8))
+_F32_C3, _F32_C4, _F32_C5, _F32_C6, _F32_C7 = (np.float32(1.0 / math.factorial(n)) for n in range(3, 8))
 
 
 # ---------------------------------------------------------------------------
 # Row helpers (serial, inlined into the kernels)
 # ---------------------------------------------------------------------------
 
-@njit(**_JIT)
+def _exp_range_f64(row, lo, hi, a, b, okrow, ooff, ibuf):
+    """float64 body of :func:`_exp_range` (Taylor degree 13, relative error < 3e-16)."""
+    n = hi - lo
+    if n <= 0:
+        return
+    x_ = row[lo:hi]
+    ok_ = okrow[ooff + lo:ooff + hi]
+    ib = ibuf[:n]
+    for c in range(n):
+        # x = a·s − b ≤ 0
+        x = a * x_[c] - b
+        xc = max(x, _EXP_MIN64)
+        # k = round(x·log2 e); r = x − k·ln 2 in two parts (Cody–Waite)
+        kf = np.floor(xc * _LOG2E + 0.5)
+        r = (xc - kf * _LN2_HI) - kf * _LN2_LO
+        # e^r = Σ_{n ≤ 13} r^n / n!  (Horner)
+        p = 1.6059043836821613e-10
+        p = p * r + 2.08767569878681e-09
+        p = p * r + 2.505210838544172e-08
+        p = p * r + 2.755731922398589e-07
+        p = p * r + 2.755731922398589e-06
+        p = p * r + 2.48015873015873e-05
+        p = p * r + 0.0001984126984126984
+        p = p * r + 0.001388888888888889
+        p = p * r + 0.008333333333333333
+        p = p * r + 0.041666666666666664
+        p = p * r + 0.16666666666666666
+        p = p * r + 0.5
+        p = p * r + 1.0
+        p = p * r + 1.0
+        keep = ok_[c] & (x >= _EXP_MIN64)
+        x_[c] = p if keep else 0.0
+        # 2^k as IEEE bits: (k + 1023) << 52
+        ib[c] = (np.int64(kf) + 1023) << 52
+    pw = ib.view(np.float64)
+    for c in range(n):
+        x_[c] = x_[c] * pw[c]
+
+
+def _exp_range_f32(row, lo, hi, a, b, okrow, ooff, ibuf):
+    """float32 body of :func:`_exp_range` (Taylor degree 7, < 2 ulp), computed in float32."""
+    n = hi - lo
+    if n <= 0:
+        return
+    x_ = row[lo:hi]
+    ok_ = okrow[ooff + lo:ooff + hi]
+    a32 = np.float32(a)
+    b32 = np.float32(b)
+    ib32 = ibuf.view(np.int32)[:n]
+    for c in range(n):
+        x = a32 * x_[c] - b32
+        xc = max(x, _F32_EXP_MIN)
+        kf = np.floor(xc * _F32_LOG2E + _F32_HALF)
+        r = (xc - kf * _F32_LN2_HI) - kf * _F32_LN2_LO
+        # e^r = Σ_{n ≤ 7} r^n / n!  (Horner, float32)
+        p = _F32_C7
+        p = p * r + _F32_C6
+        p = p * r + _F32_C5
+        p = p * r + _F32_C4
+        p = p * r + _F32_C3
+        p = p * r + _F32_HALF
+        p = p * r + _F32_ONE
+        p = p * r + _F32_ONE
+        keep = ok_[c] & (x >= _F32_EXP_MIN)
+        x_[c] = p if keep else _F32_ZERO
+        # 2^k as IEEE bits: (k + 127) << 23
+        ib32[c] = (np.int32(kf) + np.int32(127)) << np.int32(23)
+    pw32 = ib32.view(np.float32)
+    for c in range(n):
+        x_[c] = x_[c] * pw32[c]
+
+
 def _exp_range(row, lo, hi, a, b, okrow, ooff, ibuf):
     r"""row[c] ← exp(a·row[c] − b) where okrow[ooff + c], else 0, for lo ≤ c < hi.
 
     .. math:: e^{x} = 2^{k}\, e^{r}, \quad k = \mathrm{round}(x \log_2 e), \quad
               r = x - k \ln 2 \in [-\tfrac{\ln 2}{2}, \tfrac{\ln 2}{2}]
 
-    e^r is its Taylor polynomial (degree 13 in float64, relative error < 3e-16; degree 7 in
-    float32, < 2 ulp) and 2^k is built from its exponent bits in ``ibuf`` (int64, length ≥
-    hi − lo). Arguments below the underflow limit give exactly 0. Callers pass x ≤ 0 (b is
-    the shift a·max), so nothing overflows. The loops run over slices from index 0, so numba
-    needs no negative-index wrap-around and LLVM vectorises them.
+    e^r is its Taylor polynomial and 2^k is built from its exponent bits in ``ibuf`` (int64,
+    length ≥ hi − lo). Arguments below the underflow limit give exactly 0. Callers pass
+    x ≤ 0 (b is the shift a·max), so nothing overflows. The loops run over slices from index
+    0, so numba needs no negative-index wrap-around and LLVM vectorises them. In compiled
+    code the overload below picks the float32 or float64 body at compile time; this Python
+    body serves ``NUMBA_DISABLE_JIT=1``.
     """
-    n = hi - lo
-    if n <= 0:
-        return
-    x_ = row[lo:hi]
-    ok_ = okrow[ooff + lo:ooff + hi]
-    if row.itemsize == 8:
-        ib = ibuf[:n]
-        for c in range(n):
-            # x = a·s − b ≤ 0
-            x = a * x_[c] - b
-            xc = max(x, _EXP_MIN64)
-            # k = round(x·log2 e); r = x − k·ln 2 in two parts (Cody–Waite)
-            kf = np.floor(xc * _LOG2E + 0.5)
-            r = (xc - kf * _LN2_HI) - kf * _LN2_LO
-            # e^r = Σ_{n ≤ 13} r^n / n!  (Horner)
-            p = 1.6059043836821613e-10
-            p = p * r + 2.08767569878681e-09
-            p = p * r + 2.505210838544172e-08
-            p = p * r + 2.755731922398589e-07
-            p = p * r + 2.755731922398589e-06
-            p = p * r + 2.48015873015873e-05
-            p = p * r + 0.0001984126984126984
-            p = p * r + 0.001388888888888889
-            p = p * r + 0.008333333333333333
-            p = p * r + 0.041666666666666664
-            p = p * r + 0.16666666666666666
-            p = p * r + 0.5
-            p = p * r + 1.0
-            p = p * r + 1.0
-            keep = ok_[c] & (x >= _EXP_MIN64)
-            x_[c] = p if keep else 0.0
-            # 2^k as IEEE bits: (k + 1023) << 52
-            ib[c] = (np.int64(kf) + 1023) << 52
-        pw = ib.view(np.float64)
-        for c in range(n):
-            x_[c] = x_[c] * pw[c]
+    if row.dtype == np.float32:
+        _exp_range_f32(row, lo, hi, a, b, okrow, ooff, ibuf)
     else:
-        a32 = np.float32(a)
-        b32 = np.float32(b)
-        ib32 = ibuf.view(np.int32)[:n]
-        for c in range(n):
-            x = a32 * x_[c] - b32
-            xc = max(x, _F32_EXP_MIN)
-            kf = np.floor(xc * _F32_LOG2E + _F32_HALF)
-            r = (xc - kf * _F32_LN2_HI) - kf * _F32_LN2_LO
-            # e^r = Σ_{n ≤ 7} r^n / n!  (Horner, float32)
-            p = _F32_C[7]
-            p = p * r + _F32_C[6]
-            p = p * r + _F32_C[5]
-            p = p * r + _F32_C[4]
-            p = p * r + _F32_C[3]
-            p = p * r + _F32_C[2]
-            p = p * r + _F32_ONE
-            p = p * r + _F32_ONE
-            keep = ok_[c] & (x >= _F32_EXP_MIN)
-            x_[c] = p if keep else _F32_ZERO
-            # 2^k as IEEE bits: (k + 127) << 23
-            ib32[c] = (np.int32(kf) + np.int32(127)) << np.int32(23)
-        pw32 = ib32.view(np.float32)
-        for c in range(n):
-            x_[c] = x_[c] * pw32[c]
+        _exp_range_f64(row, lo, hi, a, b, okrow, ooff, ibuf)
+
+
+@overload(_exp_range, jit_options={"fastmath": _FASTMATH})
+def _exp_range_overload(row, lo, hi, a, b, okrow, ooff, ibuf):
+    return _exp_range_f32 if row.dtype == types.float32 else _exp_range_f64
 
 
 @njit(**_JIT)
@@ -193,11 +215,18 @@ def _range_sum(row, lo, hi):
 
 
 @njit(**_JIT)
+def _zero(a):
+    """a[c] ← 0 for every c of a 1-D array (a loop: cheaper to compile than a slice fill)."""
+    for c in range(a.shape[0]):
+        a[c] = 0
+
+
+@njit(**_JIT)
 def _zero_outside(row, lo1, hi1, lo2, hi2):
     """row[c] ← 0 outside [lo1, hi1) ∪ [lo2, hi2) (hi1 ≤ lo2)."""
-    row[:lo1] = 0
-    row[hi1:lo2] = 0
-    row[hi2:] = 0
+    _zero(row[:lo1])
+    _zero(row[hi1:lo2])
+    _zero(row[hi2:])
 
 
 @njit(**_JIT)
@@ -216,13 +245,13 @@ def _softmax_rows(s, nq, lo1, hi1, lo2, hi2, okq, okk, koff, scale, ibuf, rm, rl
     for r in range(nq):
         row = s[r]
         if not okq[r]:
-            row[:] = 0
+            _zero(row)
             seen[r] = False
             continue
-        m, cnt = _masked_max(row, lo1[r], hi1[r], okk, koff, -np.inf, 0)
+        m, cnt = _masked_max(row, lo1[r], hi1[r], okk, koff, -np.inf, np.int64(0))
         m, cnt = _masked_max(row, lo2[r], hi2[r], okk, koff, m, cnt)
         if cnt == 0:                      # no allowed key seen: a fully masked row
-            row[:] = 0
+            _zero(row)
             seen[r] = False
             continue
         seen[r] = True
@@ -242,7 +271,7 @@ def _probs_rows(s, nq, lo1, hi1, lo2, hi2, okq, okk, koff, scale, lse_rows, ibuf
     for r in range(nq):
         row = s[r]
         if not okq[r]:
-            row[:] = 0
+            _zero(row)
             continue
         _zero_outside(row, lo1[r], hi1[r], lo2[r], hi2[r])
         _exp_range(row, lo1[r], hi1[r], scale, lse_rows[r], okk, koff, ibuf)
@@ -334,7 +363,7 @@ def local_fwd(q, k, v, ok, H, W, causal, scale, QB, nchunk, out, lse, seen):
                     # lse_i = α m_i + log ℓ_i
                     lse[bh, i] = rm[r] + math.log(rl[r])
                 else:
-                    ob[r, :] = 0
+                    _zero(ob[r])
                     lse[bh, i] = 0
 
 
@@ -435,8 +464,12 @@ def _group_ranges(p0, nq, n, gap, causal, lo1, hi1, lo2, hi2):
 @njit(**_JIT)
 def _gather_group(x, bh, r, R, n, g):
     """g[p] ← x[bh, r + p·R] for p < n (the group's rows made contiguous)."""
+    E = x.shape[2]
     for p in range(n):
-        g[p, :] = x[bh, r + p * R]
+        src = x[bh, r + p * R]
+        dst = g[p]
+        for e in range(E):
+            dst[e] = src[e]
 
 
 @njit(**_PJIT)
@@ -454,6 +487,7 @@ def group_fwd(q, k, v, ok, H, R, gap, causal, merge, scale, QB, nchunk, out, lse
     BH, T, D = q.shape
     Dv = v.shape[2]
     ngroup = min(R, T)
+    zero = np.int64(0)
     nmax = (T + R - 1) // R
     ntask = BH * ngroup
     for chunk in prange(nchunk):
@@ -490,7 +524,7 @@ def group_fwd(q, k, v, ok, H, R, gap, causal, merge, scale, QB, nchunk, out, lse
                 s = sbuf[:nq * nk].reshape((nq, nk))
                 np.dot(gq[p0:p1], gk[:nk].T, s)                   # (nq, nk)
                 _group_ranges(p0, nq, n, gap, causal, lo1, hi1, lo2, hi2)
-                _softmax_rows(s, nq, lo1, hi1, lo2, hi2, gok[p0:p1], gok, 0, scale, ibuf,
+                _softmax_rows(s, nq, lo1, hi1, lo2, hi2, gok[p0:p1], gok, zero, scale, ibuf,
                               rm, rl, rseen)
                 o = obuf[:nq * Dv].reshape((nq, Dv))
                 np.dot(s, gv[:nk], o)                             # (nq, Dv)
@@ -516,7 +550,7 @@ def group_fwd(q, k, v, ok, H, R, gap, causal, merge, scale, QB, nchunk, out, lse
                         lse[bh, i] = rm[rr] + math.log(rl[rr])
                         seen[bh, i] = True
                     elif not merge:
-                        orow[:] = 0
+                        _zero(orow)
                         lse[bh, i] = 0
                         seen[bh, i] = False
 
@@ -532,6 +566,7 @@ def group_bwd(q, k, v, ok, H, R, gap, causal, scale, QB, nchunk, lse, delta, do,
     BH, T, D = q.shape
     Dv = v.shape[2]
     ngroup = min(R, T)
+    zero = np.int64(0)
     nmax = (T + R - 1) // R
     ntask = BH * ngroup
     for chunk in prange(nchunk):
@@ -569,8 +604,9 @@ def group_bwd(q, k, v, ok, H, R, gap, causal, scale, QB, nchunk, lse, delta, do,
                 gok[p] = ok[b, i]
                 glse[p] = lse[bh, i]
                 gdelta[p] = delta[bh, i]
-            gdk[:n] = 0
-            gdv[:n] = 0
+            for p in range(n):
+                _zero(gdk[p])
+                _zero(gdv[p])
             for p0 in range(0, n, QB):
                 p1 = min(n, p0 + QB)
                 nq = p1 - p0
@@ -579,7 +615,7 @@ def group_bwd(q, k, v, ok, H, R, gap, causal, scale, QB, nchunk, lse, delta, do,
                 dp = dpbuf[:nq * nk].reshape((nq, nk))
                 np.dot(gq[p0:p1], gk[:nk].T, pm)
                 _group_ranges(p0, nq, n, gap, causal, lo1, hi1, lo2, hi2)
-                _probs_rows(pm, nq, lo1, hi1, lo2, hi2, gok[p0:p1], gok, 0, scale,
+                _probs_rows(pm, nq, lo1, hi1, lo2, hi2, gok[p0:p1], gok, zero, scale,
                             glse[p0:p1], ibuf)
                 np.dot(gdo[p0:p1], gv[:nk].T, dp)
                 _dscores(pm, dp, nq, nk, gdelta[p0:p1])
@@ -641,7 +677,7 @@ def indexed_fwd(q, k, v, ok, H, idx, nkeys, scale, out, lse):
         i = t64 - bh * T
         b = bh // H
         orow = out[bh, i]
-        orow[:] = 0
+        _zero(orow)
         lse[bh, i] = 0
         if not ok[b, i]:
             continue
@@ -683,9 +719,9 @@ def indexed_bwd_rows(q, k, v, ok, H, idx, nkeys, scale, lse, delta, do, dq, pst,
         bh = t64 // T
         i = t64 - bh * T
         b = bh // H
-        dq[bh, i, :] = 0
-        pst[bh, i, :] = 0
-        dsst[bh, i, :] = 0
+        _zero(dq[bh, i])
+        _zero(pst[bh, i])
+        _zero(dsst[bh, i])
         if not ok[b, i]:
             continue
         for c in range(nkeys[i]):
@@ -715,8 +751,8 @@ def indexed_bwd_cols(q, do, ok, H, rows_of, slot_of, start, scale, pst, dsst, dk
         j = t64 - bh * T
         dkrow = dk[bh, j]
         dvrow = dv[bh, j]
-        dkrow[:] = 0
-        dvrow[:] = 0
+        _zero(dkrow)
+        _zero(dvrow)
         for a in range(start[j], start[j + 1]):
             i = rows_of[a]
             c = slot_of[a]
