@@ -54,7 +54,7 @@ def bar(done, total, width=30):
     return "[" + "#" * filled + "-" * (width - filled) + f"] {done}/{total}"
 
 
-def evaluate(params, sentences, table, config, batch_size=64):
+def evaluate(params, sentences, table, config, batch_size=64, show_errors=0):
     preds, golds = [], []
     for s in range(0, len(sentences), batch_size):
         chunk = sentences[s:s + batch_size]
@@ -62,6 +62,11 @@ def evaluate(params, sentences, table, config, batch_size=64):
         preds += dg.extract_triples(params, tokens, word_vecs, [x.text for x in chunk], config,
                                     predicates=C.PREDICATES)
         golds += [x.triples for x in chunk]
+    shown = 0
+    for s, p, g in zip(sentences, preds, golds):
+        if p != g and shown < show_errors:
+            print(f"  {s.text!r}\n    missed   {sorted(g - p)}\n    spurious {sorted(p - g)}")
+            shown += 1
     return dg.corpus_prf(preds, golds)
 
 
@@ -77,6 +82,7 @@ def main(argv=None):
     ap.add_argument("--budget", type=float, default=540.0, help="stop starting epochs after this many seconds")
     ap.add_argument("--seed", type=int, default=6671)
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    ap.add_argument("--show-errors", type=int, default=0, help="print this many wrong dev sentences at the end")
     args = ap.parse_args(argv)
     tune_runtime()
     t_start = time.perf_counter()
@@ -125,6 +131,9 @@ def main(argv=None):
             reached = elapsed
         print(f"epoch {epoch:2d}: train loss {onp.mean(losses):.4f}  dev P {float(p):.4f}  R {float(r):.4f}  "
               f"F1 {float(f):.4f}  (best {best:.4f})  elapsed {elapsed:.0f} s", flush=True)
+    if args.show_errors:
+        print("dev sentences with errors (EMA weights):")
+        evaluate(tr.ema_weights(state["ema"]), dev_set, table, config, show_errors=args.show_errors)
     total = time.perf_counter() - t_start
     verdict = "PASS" if reached is not None and reached < 600 else "FAIL"
     when = f"reached after {reached:.0f} s" if reached is not None else "not reached"

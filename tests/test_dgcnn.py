@@ -288,12 +288,16 @@ def test_span_positions_known_values():
     assert dg.span_positions(1, 2, n=3).tolist() == [2, 2, 1]
 
 
-def test_span_positions_never_hit_a_half_for_six_points():
-    k1, k2 = np.meshgrid(np.arange(60), np.arange(60))
+def test_span_positions_agree_with_float_rounding_rules_for_six_points():
+    # k1·a + k2·(1 − a) with a = i/5 is a multiple of 1/5, never a half: TF's float K.round
+    # (half to even), NumPy's round and floor(x + 0.5) (half up) all give the exact result
+    k1, k2 = np.meshgrid(np.arange(70), np.arange(70))
     ok = k2 >= k1
-    num = np.arange(6)[:, None] * k1[ok] + (5 - np.arange(6))[:, None] * k2[ok]
-    assert np.all(num % 5 != 0) or True              # multiples of 1/5 ...
-    assert not np.any((2 * num) % 10 == 5)           # ... are never x.5
+    k1, k2 = k1[ok], k2[ok]
+    a = np.arange(6) / 5.0
+    x = k1[:, None] * a + k2[:, None] * (1 - a)
+    ours = dg.span_positions(k1, k2)
+    assert np.array_equal(ours, np.round(x)) and np.array_equal(ours, np.floor(x + 0.5))
 
 
 def test_relative_distances():

@@ -60,7 +60,27 @@ class Sentence:
 
 
 def char_ids(text):
-    """Character ids of a text (1 for a character outside :data:`ALPHABET`)."""
+    r"""Character ids of a text: the position in :data:`ALPHABET` plus 2 (0 = padding, 1 = unknown).
+
+    .. math:: \mathrm{id}(c) = 2 + \mathrm{ALPHABET.index}(c), \qquad 1 \text{ if } c \notin \mathrm{ALPHABET}
+
+    Parameters
+    ----------
+    text : str of T characters.
+
+    Returns
+    -------
+    int64 array (T,), values in [1, N_CHARS).
+
+    Notes
+    -----
+    Source: ``bojone/kg-2019`` (``char2id.get(c, 1)``, "1 is unk, 0 is padding").
+
+    Examples
+    --------
+    >>> char_ids(" aB~").tolist()
+    [2, 3, 30, 1]
+    """
     return onp.array([_CHAR_ID.get(ch, 1) for ch in text], dtype=onp.int64)
 
 
@@ -98,7 +118,27 @@ def synthetic_corpus(n, rng, two_clauses=0.35, distractor=0.25, resegment=0.3):
 
 
 def word_vector_table(rng, n_buckets=256, dim=16):
-    """A frozen random "word2vec" table (n_buckets + 1, dim); row 0 is the padding word."""
+    r"""A frozen random stand-in for the code's word2vec table; row 0 is the padding word.
+
+    .. math:: V_w \sim \mathcal N(0, I / \mathrm{dim}), \quad w = 1..n_{\text{buckets}}, \qquad V_0 = 0
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator.
+    n_buckets : int, the number of hashed word buckets.
+    dim : int Dw, the width of the word vectors.
+
+    Returns
+    -------
+    float64 array (n_buckets + 1, Dw).
+
+    Notes
+    -----
+    Source: ``bojone/kg-2019`` (pre-trained Baidu-Baike word2vec, frozen, row 0 zero for padding);
+    random here: the words of the synthetic language carry no meaning beyond their identity.
+    """
+    n_buckets = check_int(n_buckets, "n_buckets", min_value=1)
+    dim = check_int(dim, "dim", min_value=1)
     table = rng.normal(0.0, 1.0 / onp.sqrt(dim), size=(n_buckets + 1, dim))
     table[0] = 0.0
     return table

@@ -116,7 +116,22 @@ def batch_loss(params, tokens, word_vecs, targets, config, embed_keep=None, gate
 
 
 def adam_init(params):
-    """Adam state: zero first and second moments per parameter and the step count 0."""
+    r"""Adam state: zero first and second moments per parameter and the step count 0.
+
+    .. math:: m_0 = 0, \quad v_0 = 0, \quad t = 0
+
+    Parameters
+    ----------
+    params : dict name → array.
+
+    Returns
+    -------
+    dict with "m", "v" (dicts of zero arrays shaped like ``params``) and "t" = 0.
+
+    Notes
+    -----
+    Source: Kingma & Ba 2015 (arXiv 1412.6980), Algorithm 1.
+    """
     return {"m": {k: onp.zeros_like(v) for k, v in params.items()},
             "v": {k: onp.zeros_like(v) for k, v in params.items()}, "t": 0}
 
@@ -190,7 +205,23 @@ def warmup_lr(step, warmup_steps, peak=1e-3):
 
 
 def ema_init(params):
-    """EMA state: a zero accumulator (for the debiased form), the start weights and the count 0."""
+    r"""EMA state: a zero accumulator (for the debiased form), the start weights and the count 0.
+
+    .. math:: a_0 = 0, \quad \theta_0 = \text{params}, \quad t = 0
+
+    Parameters
+    ----------
+    params : dict name → array, the initial weights (kept for ``ema_weights(debias=False)``).
+
+    Returns
+    -------
+    dict with "acc", "start" and "t".
+
+    Notes
+    -----
+    Source: ``bojone/kg-2019`` ``ExponentialMovingAverage.initialize`` (the average starts from
+    the initial weights; with TF's zero-debias the start drops out after the first update).
+    """
     return {"acc": {k: onp.zeros_like(v) for k, v in params.items()},
             "start": {k: onp.array(v, copy=True) for k, v in params.items()}, "t": 0}
 
@@ -279,10 +310,27 @@ def train_step(params, opt_state, tokens, word_vecs, targets, config, lr, embed_
 
 
 def length_batches(lengths, batch_size, rng, pool=20):
-    """Shuffled batches of indices with similar lengths (sorted within pools of ``pool`` batches).
+    r"""Shuffled batches of indices with similar lengths (sorted within pools of ``pool`` batches).
 
-    Less padding per batch: the masked model gives the same result either way (default compat),
-    only faster. Returns a list of index lists.
+    .. math:: \text{shuffle} \to \text{pools of } \text{pool} \cdot \text{batch\_size}
+              \to \text{sort each pool by length} \to \text{cut into batches} \to \text{shuffle batches}
+
+    Parameters
+    ----------
+    lengths : sequence of N ints, the sentence lengths.
+    batch_size : int ≥ 1.
+    rng : numpy.random.Generator.
+    pool : int, batches per sorting pool.
+
+    Returns
+    -------
+    list of index lists covering 0..N−1 once.
+
+    Notes
+    -----
+    Source: a common bucketing trick (not in the code, which pads random batches). Less padding
+    per batch; with the default ``compat=None`` the model's outputs do not depend on padding, so
+    only the speed changes.
     """
     batch_size = check_int(batch_size, "batch_size", min_value=1)
     order = rng.permutation(len(lengths))
