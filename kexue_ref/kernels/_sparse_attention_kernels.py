@@ -66,7 +66,7 @@ _F32_C3, _F32_C4, _F32_C5, _F32_C6, _F32_C7 = (np.float32(1.0 / math.factorial(n
 # Row helpers (serial, inlined into the kernels)
 # ---------------------------------------------------------------------------
 
-def _exp_range_f64(row, lo, hi, a, b, okrow, ooff, ibuf):
+def _exp_range_f64(row, lo, hi, a, c0, b, okrow, ooff, ibuf):
     """float64 body of :func:`_exp_range` (Taylor degree 13, relative error < 3e-16)."""
     n = hi - lo
     if n <= 0:
@@ -75,8 +75,8 @@ def _exp_range_f64(row, lo, hi, a, b, okrow, ooff, ibuf):
     ok_ = okrow[ooff + lo:ooff + hi]
     ib = ibuf[:n]
     for c in range(n):
-        # x = a·s − b ≤ 0
-        x = a * x_[c] - b
+        # x = a·(s − c0) − b ≤ 0
+        x = a * (x_[c] - c0) - b
         xc = max(x, _EXP_MIN64)
         # k = round(x·log2 e); r = x − k·ln 2 in two parts (Cody–Waite)
         kf = np.floor(xc * _LOG2E + 0.5)
@@ -105,18 +105,20 @@ def _exp_range_f64(row, lo, hi, a, b, okrow, ooff, ibuf):
         x_[c] = x_[c] * pw[c]
 
 
-def _exp_range_f32(row, lo, hi, a, b, okrow, ooff, ibuf):
-    """float32 body of :func:`_exp_range` (Taylor degree 7, < 2 ulp), computed in float32."""
+def _exp_range_f32(row, lo, hi, a, c0, b, okrow, ooff, ibuf):
+    """float32 body of :func:`_exp_range` (Taylor degree 7, < 2 ulp).
+
+    The argument x = a·(s − c0) − b is formed in float64 and rounded once: with |a·s| ~ 1e3 a float32
+    product would be off by ulp(1e3) ≈ 6e-5, and every weight with it; the polynomial, like
+    the GEMMs and the sums, runs in float32."""
     n = hi - lo
     if n <= 0:
         return
     x_ = row[lo:hi]
     ok_ = okrow[ooff + lo:ooff + hi]
-    a32 = np.float32(a)
-    b32 = np.float32(b)
     ib32 = ibuf.view(np.int32)[:n]
     for c in range(n):
-        x = a32 * x_[c] - b32
+        x = np.float32(a * (np.float64(x_[c]) - c0) - b)
         xc = max(x, _F32_EXP_MIN)
         kf = np.floor(xc * _F32_LOG2E + _F32_HALF)
         r = (xc - kf * _F32_LN2_HI) - kf * _F32_LN2_LO
@@ -138,27 +140,28 @@ def _exp_range_f32(row, lo, hi, a, b, okrow, ooff, ibuf):
         x_[c] = x_[c] * pw32[c]
 
 
-def _exp_range(row, lo, hi, a, b, okrow, ooff, ibuf):
-    r"""row[c] ← exp(a·row[c] − b) where okrow[ooff + c], else 0, for lo ≤ c < hi.
+def _exp_range(row, lo, hi, a, c0, b, okrow, ooff, ibuf):
+    r"""row[c] ← exp(a·(row[c] − c0) − b) where okrow[ooff + c], else 0, for lo ≤ c < hi.
 
     .. math:: e^{x} = 2^{k}\, e^{r}, \quad k = \mathrm{round}(x \log_2 e), \quad
               r = x - k \ln 2 \in [-\tfrac{\ln 2}{2}, \tfrac{\ln 2}{2}]
 
     e^r is its Taylor polynomial and 2^k is built from its exponent bits in ``ibuf`` (int64,
     length ≥ hi − lo). Arguments below the underflow limit give exactly 0. Callers pass
-    x ≤ 0 (b is the shift a·max), so nothing overflows. The loops run over slices from index
+    x ≤ 0, so nothing overflows: the forward shifts by the row maximum (c0 = m, b = 0, so the
+    largest weight is exactly e^0 = 1), the backward by the log-sum-exp (c0 = 0, b = lse). The loops run over slices from index
     0, so numba needs no negative-index wrap-around and LLVM vectorises them. In compiled
     code the overload below picks the float32 or float64 body at compile time; this Python
     body serves ``NUMBA_DISABLE_JIT=1``.
     """
     if row.dtype == np.float32:
-        _exp_range_f32(row, lo, hi, a, b, okrow, ooff, ibuf)
+        _exp_range_f32(row, lo, hi, a, c0, b, okrow, ooff, ibuf)
     else:
-        _exp_range_f64(row, lo, hi, a, b, okrow, ooff, ibuf)
+        _exp_range_f64(row, lo, hi, a, c0, b, okrow, ooff, ibuf)
 
 
 @overload(_exp_range, jit_options={"fastmath": _FASTMATH})
-def _exp_range_overload(row, lo, hi, a, b, okrow, ooff, ibuf):
+def _exp_range_overload(row, lo, hi, a, c0, b, okrow, ooff, ibuf):
     return _exp_range_f32 if row.dtype == types.float32 else _exp_range_f64
 
 
@@ -256,9 +259,9 @@ def _softmax_rows(s, nq, lo1, hi1, lo2, hi2, okq, okk, koff, scale, ibuf, rm, rl
             continue
         seen[r] = True
         _zero_outside(row, lo1[r], hi1[r], lo2[r], hi2[r])
-        # p = e^{α s − α m} on the allowed entries
-        _exp_range(row, lo1[r], hi1[r], scale, scale * m, okk, koff, ibuf)
-        _exp_range(row, lo2[r], hi2[r], scale, scale * m, okk, koff, ibuf)
+        # p = e^{α (s − m)} on the allowed entries
+        _exp_range(row, lo1[r], hi1[r], scale, m, 0.0, okk, koff, ibuf)
+        _exp_range(row, lo2[r], hi2[r], scale, m, 0.0, okk, koff, ibuf)
         rm[r] = scale * m
         # ℓ = Σ_c p_rc
         rl[r] = _range_sum(row, lo1[r], hi1[r]) + _range_sum(row, lo2[r], hi2[r])
@@ -274,8 +277,8 @@ def _probs_rows(s, nq, lo1, hi1, lo2, hi2, okq, okk, koff, scale, lse_rows, ibuf
             _zero(row)
             continue
         _zero_outside(row, lo1[r], hi1[r], lo2[r], hi2[r])
-        _exp_range(row, lo1[r], hi1[r], scale, lse_rows[r], okk, koff, ibuf)
-        _exp_range(row, lo2[r], hi2[r], scale, lse_rows[r], okk, koff, ibuf)
+        _exp_range(row, lo1[r], hi1[r], scale, 0.0, lse_rows[r], okk, koff, ibuf)
+        _exp_range(row, lo2[r], hi2[r], scale, 0.0, lse_rows[r], okk, koff, ibuf)
 
 
 @njit(**_JIT)

@@ -178,7 +178,7 @@ def _forward(kind, q, k, v, param, causal, ok):
     qf, kf, vf = _flat(q, dt), _flat(k, dt), _flat(v, dt)
     scale = 1.0 / onp.sqrt(D)
     out = onp.empty((B * H, T, Dv), dt)
-    lse = onp.empty((B * H, T), dt)
+    lse = onp.empty((B * H, T), onp.float64)          # float64 for every dtype (see _exp_range)
     seen = onp.empty((B * H, T), onp.bool_)
     P = min(param, T)          # |i − j| ≤ T − 1 < P and (i − j) mod P = 0 ⇔ i = j for P ≥ T
     with _one_blas_thread():
@@ -207,7 +207,7 @@ def _backward(kind, q, k, v, param, causal, ok, out, lse, g_out, g_lse):
     if g_lse is not None:
         delta = delta - onp.asarray(g_lse, dt).reshape(B * H, T)
     delta = onp.ascontiguousarray(delta, dtype=dt)
-    lsef = onp.ascontiguousarray(onp.asarray(lse).reshape(B * H, T), dtype=dt)
+    lsef = onp.ascontiguousarray(onp.asarray(lse).reshape(B * H, T), dtype=onp.float64)
     dq = onp.zeros((B * H, T, D), dt)
     dk = onp.zeros((B * H, T, D), dt)
     dv = onp.zeros((B * H, T, Dv), dt)
@@ -279,7 +279,7 @@ def _indexed_core(q, k, v, idx, ok):
     dt = _compute_dtype(q, k, v)
     qf, kf, vf = _flat(q, dt), _flat(k, dt), _flat(v, dt)
     out = onp.empty((B * H, T, Dv), dt)
-    lse = onp.empty((B * H, T), dt)
+    lse = onp.empty((B * H, T), onp.float64)
     nkeys = onp.sum(idx >= 0, axis=1).astype(onp.int64)
     _kern.indexed_fwd(qf, kf, vf, ok, H, idx, nkeys, 1.0 / onp.sqrt(D), out, lse)
     return out.reshape(B, H, T, Dv).astype(_result_dtype(q, k, v), copy=False), lse.reshape(B, H, T)
@@ -301,7 +301,7 @@ def _indexed_vjp(argnums, ans, args, kwargs):
         if g_lse is not None:
             delta = delta - onp.asarray(g_lse, dt).reshape(B * H, T)
         delta = onp.ascontiguousarray(delta, dtype=dt)
-        lsef = onp.ascontiguousarray(onp.asarray(lse).reshape(B * H, T), dtype=dt)
+        lsef = onp.ascontiguousarray(onp.asarray(lse).reshape(B * H, T), dtype=onp.float64)
         nkeys, rows_of, slot_of, start = _key_lists(idx, T)
         K = idx.shape[1]
         dq = onp.empty((B * H, T, D), dt)

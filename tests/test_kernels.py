@@ -1,0 +1,370 @@
+"""The numba twins of sparse attention (``kexue_ref.kernels.sparse_attention``) against the oracle.
+
+* every registry case of the four twinned ops (values and the three input gradients), in
+  float64 with the published float64 tolerance and in float32 with the published float32 one;
+  ``compat="keras"`` cases must raise instead;
+* bad input is refused in Python, with the oracle's exception type, before numba runs;
+* a larger random case (T = 300, holes in the mask) against the oracle;
+* properties checked on the twins alone: fully masked rows, causality, degenerate rates,
+  results independent of the thread count, memory far below T², the kernels' flag policy
+  and their plain-Python mode (``NUMBA_DISABLE_JIT=1``).
+
+Compilation: each kernel compiles once per dtype (float64, float32) per process and is cached
+on disk (``_config.CACHE``), so a warm run of this file takes a few seconds.
+"""
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import tracemalloc
+
+import autograd.numpy as anp
+import numba
+import numpy as np
+import pytest
+from autograd import grad
+
+from kexue_ref import _masks, registry
+from kexue_ref import sparse_attention as ref
+from kexue_ref.kernels import _config
+from kexue_ref.kernels import sparse_attention as fast
+from kexue_ref.testing import autograd_vjp, compare, make_cotangents, reference_grads, reference_outputs
+from kexue_ref.testing.lowprec import tolerances
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+TWINS = {
+    "sparse_attention.atrous_attention": fast.atrous_attention,
+    "sparse_attention.local_attention": fast.local_attention,
+    "sparse_attention.sparse_attention": fast.sparse_attention,
+    "sparse_attention.indexed_attention": fast.indexed_attention,
+}
+
+
+def _cases(tiers, keras):
+    """pytest params for the twinned ops' cases of ``tiers``, with or without compat="keras"."""
+    out = []
+    for name in TWINS:
+        for case in registry.cases(name, tiers):
+            if (case.params.get("compat") == "keras") == keras:
+                out.append(pytest.param(case, id=case.id))
+    return out
+
+
+def _float32_rule(case):
+    """The published float32 table, except where |scores| ~ 1e3: rounding the *inputs* to
+    float32 alone moves such scores by ~1e-4, so the FlashAttention rule (≤ 2 × the error of
+    the oracle itself run in float32, ANCHORS §2.5) is the meaningful bound there."""
+    return "relative" if "extreme" in case.name else "table"
+
+
+def _assert_twin_matches(case, dtype, rule="table"):
+    """Values and VJPs (seeded cotangent) of the twin vs the float64 oracle, one case."""
+    spec = case.spec
+    twin = TWINS[spec.name]
+    cast = {n: (np.asarray(x).astype(dtype) if np.asarray(x).dtype.kind == "f" else x)
+            for n, x in case.inputs.items()}
+    expected = reference_outputs(case)
+    got = spec.as_outputs(spec.call(twin, registry.Case(spec, case.defn, cast, case.seed)))
+    problems = []
+    for name, g, e, (rtol, atol, why) in zip(spec.outputs, got, expected,
+                                            tolerances(rule, 2.0, case, dtype, "values", expected)):
+        assert np.asarray(g).dtype == np.dtype(dtype), f"{name}: dtype {np.asarray(g).dtype}, not {dtype}"
+        c = compare(g, e, rtol, atol, what=f"value {name}", dtype=dtype)
+        if not c.passed:
+            problems.append(c.line() + (f" [{why}]" if why else ""))
+    cot = make_cotangents(case, expected)
+    ref_g = reference_grads(case, cot)
+    cot_c = tuple(None if u is None else u.astype(dtype) for u in cot)
+    twin_g = autograd_vjp(twin, spec, cast, case.params, cot_c)
+    ref_list = [ref_g[n] for n in spec.diff]
+    for name, g, e, (rtol, atol, why) in zip(spec.diff, twin_g, ref_list,
+                                            tolerances(rule, 2.0, case, dtype, "grads", ref_list, cot)):
+        assert np.asarray(g).dtype == np.dtype(dtype), f"d{name}: dtype {np.asarray(g).dtype}"
+        c = compare(g, e, rtol, atol, what=f"grad {name}", dtype=dtype)
+        if not c.passed:
+            problems.append(c.line() + (f" [{why}]" if why else ""))
+    assert not problems, f"{case.id} ({dtype}):\n" + "\n".join(problems)
+
+
+# ---------------------------------------------------------------------------
+# Twin == oracle on the registry cases
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case", _cases(("quick", "full", "edge"), keras=False))
+def test_twin_matches_oracle_float64(case):
+    _assert_twin_matches(case, "float64")
+
+
+@pytest.mark.parametrize("case", _cases(("quick", "full", "edge"), keras=False))
+def test_twin_matches_oracle_float32(case):
+    _assert_twin_matches(case, "float32", rule=_float32_rule(case))
+
+
+@pytest.mark.parametrize("case", _cases(("quick", "full", "edge"), keras=True))
+def test_twin_refuses_keras_semantics(case):
+    with pytest.raises(ValueError, match="twins implement the post's semantics only"):
+        case.spec.call(TWINS[case.spec.name], case)
+
+
+@pytest.mark.parametrize("case", [p for p in _cases(("error",), keras=False)]
+                         + [p for p in _cases(("error",), keras=True)])
+def test_twin_refuses_bad_input_like_the_oracle(case):
+    exc_type, _ = case.defn.raises
+    with pytest.raises(exc_type) as info:
+        case.spec.call(TWINS[case.spec.name], case)
+    assert "numba" not in type(info.value).__module__
+
+
+# ---------------------------------------------------------------------------
+# Bad input: the twins' own messages
+# ---------------------------------------------------------------------------
+
+def _qkv(rng, B=1, H=1, T=6, D=3, Dv=2, dtype=np.float64, scale=1.0):
+    q = scale * rng.standard_normal((B, H, T, D))
+    k = scale * rng.standard_normal((B, H, T, D))
+    v = rng.standard_normal((B, H, T, Dv))
+    return q.astype(dtype), k.astype(dtype), v.astype(dtype)
+
+
+@pytest.mark.parametrize("fn, param", [(fast.atrous_attention, "rate"), (fast.local_attention, "neighbors"),
+                                       (fast.sparse_attention, "rate")])
+def test_bad_arguments_give_clear_errors(rng, fn, param):
+    q, k, v = _qkv(rng, B=2)
+    with pytest.raises(ValueError, match=f"{param} must be >= 1"):
+        fn(q, k, v, 0)
+    with pytest.raises(TypeError, match=f"{param} must be an integer"):
+        fn(q, k, v, 1.5)
+    with pytest.raises(ValueError, match=r"k must have the shape \(B, H, T, D\)"):
+        fn(q, k[:, :, :5], v, 2)
+    with pytest.raises(ValueError, match=r"v must have shape \(B, H, T, Dv\)"):
+        fn(q, k, v[:, :, :4], 2)
+    with pytest.raises(ValueError, match=r"q must have shape \(B, H, T, D\)"):
+        fn(q[0], k, v, 2)
+    with pytest.raises(ValueError, match=r"mask must have shape \(B, T\) = \(2, 6\)"):
+        fn(q, k, v, 2, mask=np.ones((1, 6), bool))
+    with pytest.raises(TypeError, match="mask must be a boolean array"):
+        fn(q, k, v, 2, mask=np.ones((2, 6)))
+    with pytest.raises(ValueError, match="compat must be None"):
+        fn(q, k, v, 2, compat="keras")
+    with pytest.raises(TypeError, match="causal must be True or False"):
+        fn(q, k, v, 2, causal=1)
+    with pytest.raises(ValueError, match="q contains NaN"):
+        fn(np.full_like(q, np.nan), k, v, 2)
+    with pytest.raises(ValueError, match=r"every size of q, k, v must be >= 1"):
+        fn(q[:, :, :0], k[:, :, :0], v[:, :, :0], 2)
+
+
+def test_bad_key_index_gives_clear_errors(rng):
+    q, k, v = _qkv(rng, T=3)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        fast.indexed_attention(q, k, v, np.array([[1, 0], [0, 1], [2, -1]]))
+    with pytest.raises(ValueError, match="pad with -1 at the end"):
+        fast.indexed_attention(q, k, v, np.array([[-1, 0], [0, 1], [2, -1]]))
+    with pytest.raises(ValueError, match=r"entries must lie in \[-1, 3\)"):
+        fast.indexed_attention(q, k, v, np.array([[0, 3], [0, 1], [2, -1]]))
+    with pytest.raises(TypeError, match="key_index must be an int64 array"):
+        fast.indexed_attention(q, k, v, np.zeros((3, 1)))
+    with pytest.raises(ValueError, match=r"key_index must have shape \(T, Kmax\)"):
+        fast.indexed_attention(q, k, v, np.zeros((4, 1), np.int64))
+
+
+# ---------------------------------------------------------------------------
+# A larger random case against the oracle
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, param, causal", [("local_attention", 7, False), ("atrous_attention", 16, True),
+                                                 ("sparse_attention", 16, False), ("sparse_attention", 5, True)])
+def test_twin_matches_oracle_T300(rng, name, param, causal):
+    """T = 300 (several query blocks, groups of unequal length, 300 mod 16 ≠ 0), H = 2,
+    holes in the mask and one fully padded sequence; values and all three gradients."""
+    q, k, v = _qkv(rng, B=2, H=2, T=300, D=16, Dv=8)
+    mask = rng.random((2, 300)) < 0.85
+    mask[1, 250:] = False
+    u = rng.standard_normal((2, 2, 300, 8))
+    f_twin, f_ref = getattr(fast, name), getattr(ref, name)
+
+    def loss(f):
+        return lambda x: anp.sum(f(x[0], x[1], x[2], param, causal=causal, mask=mask) * u)
+
+    np.testing.assert_allclose(f_twin(q, k, v, param, causal=causal, mask=mask),
+                               f_ref(q, k, v, param, causal=causal, mask=mask), rtol=1e-12, atol=1e-13)
+    for g_twin, g_ref in zip(grad(loss(f_twin))((q, k, v)), grad(loss(f_ref))((q, k, v))):
+        np.testing.assert_allclose(g_twin, g_ref, rtol=1e-9, atol=1e-10)
+
+
+def test_indexed_twin_equals_pattern_twins(rng):
+    """The key-list kernel and the arithmetic-range kernels agree (two independent routes)."""
+    q, k, v = _qkv(rng, B=2, H=2, T=40, D=4, Dv=3)
+    mask = rng.random((2, 40)) < 0.8
+    for f, A, p in ((fast.local_attention, _masks.local_mask(40, 3, True), 3),
+                    (fast.atrous_attention, _masks.atrous_mask(40, 6), 6),
+                    (fast.sparse_attention, _masks.sparse_mask(40, 6), 6)):
+        idx = _masks.key_index_from_mask(A)
+        causal = f is fast.local_attention
+        np.testing.assert_allclose(fast.indexed_attention(q, k, v, idx, mask=mask),
+                                   f(q, k, v, p, causal=causal, mask=mask), rtol=1e-12, atol=1e-13)
+
+
+# ---------------------------------------------------------------------------
+# Properties of the twins alone (known values from the mathematics)
+# ---------------------------------------------------------------------------
+
+PATTERNS = [fast.atrous_attention, fast.local_attention, fast.sparse_attention]
+
+
+@pytest.mark.parametrize("fn", PATTERNS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fully_masked_rows_give_zero_and_zero_gradient(rng, fn, dtype):
+    """D4: a sequence with no valid token outputs 0 and passes no gradient; padded queries of
+    the other sequence output 0 too, and padded keys get zero gradient."""
+    q, k, v = _qkv(rng, B=2, T=9, dtype=dtype)
+    mask = np.array([[False] * 9, [True] * 6 + [False] * 3])
+    out = fn(q, k, v, 2, mask=mask)
+    assert out.dtype == dtype
+    assert np.all(out[0] == 0) and np.all(out[1, :, 6:] == 0)
+    assert np.all(np.isfinite(out))
+    dq, dk, dv = grad(lambda x: anp.sum(fn(x[0], x[1], x[2], 2, mask=mask) ** 2))((q, k, v))
+    for g in (dq, dk, dv):
+        assert g.dtype == dtype
+        assert np.all(g[0] == 0) and np.all(g[1, :, 6:] == 0)
+
+
+@pytest.mark.parametrize("fn", PATTERNS)
+def test_causal_outputs_ignore_the_future(rng, fn):
+    """Output i is unchanged when k_j, v_j (j > i) are changed (SPEC §7.4)."""
+    q, k, v = _qkv(rng, B=1, H=2, T=50, D=4)
+    base = fn(q, k, v, 4, causal=True)
+    k2, v2 = k.copy(), v.copy()
+    k2[:, :, 31:] = 10 * rng.standard_normal(k2[:, :, 31:].shape)
+    v2[:, :, 31:] = 10 * rng.standard_normal(v2[:, :, 31:].shape)
+    out = fn(q, k2, v2, 4, causal=True)
+    np.testing.assert_array_equal(out[:, :, :31], base[:, :, :31])
+
+
+def test_degenerate_rates(rng):
+    """Atrous with R ≥ T is the identity on v; atrous(1), sparse(1) and local(W ≥ T − 1) are
+    the same full attention, computed by the group kernel and by the local kernel."""
+    q, k, v = _qkv(rng, B=2, H=1, T=11, D=5, Dv=3)
+    np.testing.assert_array_equal(fast.atrous_attention(q, k, v, 11), v)
+    np.testing.assert_array_equal(fast.atrous_attention(q, k, v, 10 ** 12), v)
+    full = fast.local_attention(q, k, v, 10)
+    np.testing.assert_allclose(fast.atrous_attention(q, k, v, 1), full, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(fast.sparse_attention(q, k, v, 1), full, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(fast.local_attention(q, k, v, 10 ** 12), full, rtol=0, atol=0)
+
+
+def test_T1_returns_v(rng):
+    q, k, v = _qkv(rng, B=2, H=3, T=1)
+    for fn in PATTERNS:
+        np.testing.assert_allclose(fn(q, k, v, 3), v, rtol=1e-15)
+
+
+@pytest.mark.parametrize("fn", PATTERNS)
+def test_extreme_scores_stay_finite(rng, fn):
+    """|scores| ~ 1e4: the max shift keeps every weight in [0, 1] (no overflow, no NaN), and
+    each output row stays inside the convex hull of the values it averages."""
+    q, k, v = _qkv(rng, B=1, H=1, T=40, D=4, scale=100.0)
+    out = fn(q, k, v, 3)
+    dq, dk, dv = grad(lambda x: anp.sum(fn(x[0], x[1], x[2], 3)))((q, k, v))
+    assert np.all(np.isfinite(out)) and all(np.all(np.isfinite(g)) for g in (dq, dk, dv))
+    assert np.all(out <= v.max(axis=2, keepdims=True) + 1e-12)
+    assert np.all(out >= v.min(axis=2, keepdims=True) - 1e-12)
+
+
+def test_float32_is_computed_in_float32(rng):
+    """float32 in, float32 out, and the rounding error is float32-sized (≫ float64's)."""
+    q, k, v = _qkv(rng, B=1, H=2, T=200, D=16, Dv=8)
+    exact = fast.local_attention(q, k, v, 9)
+    out32 = fast.local_attention(q.astype(np.float32), k.astype(np.float32), v.astype(np.float32), 9)
+    assert out32.dtype == np.float32
+    err = np.max(np.abs(out32 - exact))
+    assert 1e-9 < err < 1e-5
+
+
+def test_results_do_not_depend_on_the_thread_count(rng):
+    """Rows are split among threads, never a reduction: 1 and 2 threads agree bit for bit."""
+    q, k, v = _qkv(rng, B=2, H=2, T=130, D=8, Dv=4)
+    n = numba.get_num_threads()
+    u = rng.standard_normal(v.shape)
+    results = []
+    for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+        numba.set_num_threads(threads)
+        try:
+            res = []
+            for fn in PATTERNS:
+                res.append(fn(q, k, v, 5))
+                res.extend(grad(lambda x: anp.sum(fn(x[0], x[1], x[2], 5) * u))((q, k, v)))
+            results.append(res)
+        finally:
+            numba.set_num_threads(n)
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_memory_stays_far_below_T_squared(rng):
+    """Forward + backward of the sparse twin at T = 4096: NumPy's peak allocation stays below
+    8 MB, while one T × T float64 array alone would be 134 MB (the dense oracle keeps several)."""
+    T = 4096
+    q, k, v = _qkv(rng, T=T, D=16, Dv=16)
+    f = lambda x: anp.sum(fast.sparse_attention(x[0], x[1], x[2], 64))
+    grad(f)((q, k, v))                       # compile outside the measurement
+    tracemalloc.start()
+    try:
+        grad(f)((q, k, v))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8e6, f"peak {peak / 1e6:.1f} MB"
+
+
+# ---------------------------------------------------------------------------
+# Flags policy and the plain-Python mode
+# ---------------------------------------------------------------------------
+
+def test_fastmath_flags_come_only_from_config():
+    """No ``fastmath=`` literal outside kernels/_config.py (STYLE A4), every ``"fastmath"`` key
+    is ``_config.FASTMATH``, and the flag set keeps NaN/inf semantics (no nnan, ninf, fast)."""
+    offenders = []
+    for path in list((ROOT / "kexue_ref").rglob("*.py")) + list((ROOT / "benchmarks").rglob("*.py")):
+        if path.name == "_config.py":
+            continue
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if re.search(r"fastmath\s*=", line):
+                offenders.append(f"{path}:{n}: {line.strip()}")
+            elif re.search(r"""["']fastmath["']\s*:""", line) and "FASTMATH" not in line:
+                offenders.append(f"{path}:{n}: {line.strip()}")
+    assert not offenders, "fastmath flags set outside _config.py:\n" + "\n".join(offenders)
+    flags = _config.FASTMATH
+    assert flags is not True and not isinstance(flags, bool)
+    assert not {"nnan", "ninf", "fast"} & set(flags)
+
+
+def test_plain_python_mode_matches(tmp_path):
+    """With NUMBA_DISABLE_JIT=1 the kernels run as Python (the coverage job): same results."""
+    script = (
+        "import numpy as np, autograd.numpy as anp\n"
+        "from autograd import grad\n"
+        "from kexue_ref.kernels import sparse_attention as fast\n"
+        "from kexue_ref import sparse_attention as ref, _masks\n"
+        "rng = np.random.default_rng(0)\n"
+        "q, k, v = (rng.standard_normal((2, 1, 7, 3)) for _ in range(3))\n"
+        "m = np.array([[True] * 7, [True] * 4 + [False] * 3])\n"
+        "for dt in (np.float64, np.float32):\n"
+        "    a, b, c = q.astype(dt), k.astype(dt), v.astype(dt)\n"
+        "    for name, p in (('local_attention', 2), ('atrous_attention', 3), ('sparse_attention', 2)):\n"
+        "        f, g = getattr(fast, name), getattr(ref, name)\n"
+        "        np.testing.assert_allclose(f(a, b, c, p, causal=True, mask=m), g(q, k, v, p, causal=True, mask=m),\n"
+        "                                   rtol=1e-5, atol=1e-6)\n"
+        "        gf = grad(lambda x: anp.sum(f(x, b, c, p, mask=m) ** 2))(a)\n"
+        "        gr = grad(lambda x: anp.sum(g(x, k, v, p, mask=m) ** 2))(q)\n"
+        "        np.testing.assert_allclose(gf, gr, rtol=1e-3, atol=1e-5)\n"
+        "    idx = _masks.key_index_from_mask(_masks.sparse_mask(7, 3))\n"
+        "    np.testing.assert_allclose(fast.indexed_attention(a, b, c, idx, mask=m),\n"
+        "                               ref.indexed_attention(q, k, v, idx, mask=m), rtol=1e-5, atol=1e-6)\n"
+        "print('ok')\n")
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1", PYTHONPATH=str(ROOT))
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
+                         cwd=tmp_path, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip().endswith("ok"), res.stderr[-3000:]
