@@ -172,7 +172,8 @@ def encode(params, tokens, word_vecs, config, embed_keep=None, gate_keep=None):
     # X = E_char[tokens] + V W_word + E_pos[t]
     # (the word vectors are frozen inputs: plain arrays in the parameters' dtype)
     wv = onp.asarray(value_of(word_vecs), dtype=dt)
-    x = params["char_emb"][onp.asarray(tokens)] + np.matmul(wv, params["word_proj"]) + params["pos_emb"][:T][None]
+    x = (params["char_emb"][onp.asarray(tokens)] + np.matmul(wv, params["word_proj"])
+         + params["pos_emb"][:T][None])                                     # (B, T, D)
     if embed_keep is not None:
         keep = _check_bool(embed_keep, "embed_keep", (B, T, c.dim), "(B, T, D)")
         # inverted dropout: x ← x·keep / (1 − rate)
@@ -267,7 +268,8 @@ def forward(params, tokens, word_vecs, k1, k2, config, embed_keep=None, gate_kee
 
     Returns
     -------
-    (ps1, ps2, po1, po2): arrays (B, T), (B, T), (B, T, P), (B, T, P); and the mask (B, T).
+    (ps1, ps2, po1, po2, mask): arrays (B, T), (B, T), (B, T, P), (B, T, P) and the bool
+    sequence mask (B, T) that the loss needs.
 
     Notes
     -----
