@@ -25,6 +25,9 @@ setup(
         "autograd>=1.7",  # 1.7 is the first autograd release that supports NumPy 2
         "scipy>=1.10",
         "numba>=0.59",
+        # Limits OpenBLAS to one thread inside the parallel numba kernels: nested BLAS pools
+        # made the sparse-attention twins 2-4x slower and erratic (shared/PERF-NOTES.md).
+        "threadpoolctl>=3.1",
     ],
     extras_require={
         "test": ["pytest>=7"],
