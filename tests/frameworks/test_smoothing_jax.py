@@ -4,7 +4,7 @@ A JAX port of the main smoothing ops, checked against the float64 oracle through
 adapter (64-bit mode inside the adapter only; gradients from ``jax.vjp`` with the oracle's
 cotangent), including a ``jax.jit``-compiled candidate with static parameters. The built-in
 ``jax.nn.logsumexp`` and ``jax.nn.softmax`` are checked too: on an all ``-inf`` row they give
-a NaN gradient / NaN values (jax-ml/jax#6811, #23842), kept as strict xfails.
+a NaN gradient / NaN values (jax-ml/jax#6811, #23842).
 """
 import functools
 
@@ -13,9 +13,10 @@ import pytest
 jax = pytest.importorskip("jax")
 jnp = jax.numpy
 
+from kexue_ref import registry  # noqa: E402
 from kexue_ref.testing import check  # noqa: E402
 from kexue_ref.testing.diagnose import diagnose  # noqa: E402
-from kexue_ref.testing.pytest_plugin import conformance_test  # noqa: E402
+from kexue_ref.testing.pytest_plugin import check_case, conformance_test  # noqa: E402
 
 def _softmax(z, axis):
     """softmax with the D4 policy: an all -inf slice gives 0 (and gradient 0)."""
@@ -75,18 +76,21 @@ def jit_smooth_max(x, scale=1.0, axis=-1):
     return smooth_max(x, scale, axis)
 
 
-# JAX compiles every case (forward, and forward + VJP): the quick and edge tiers keep this
-# module to a few seconds; the torch module runs the full tier.
-QE = ("quick", "edge")
-test_smooth_max = conformance_test(smooth_max, "smoothing.smooth_max", QE, adapter="jax", grads=True)
-test_soft_onehot = conformance_test(soft_onehot, "smoothing.soft_onehot", QE, adapter="jax", grads=True)
+# JAX compiles every case (the forward, and the forward with its VJP, ~0.1 s each on a CPU):
+# these modules check fewer cases than the torch ones, which run every non-error tier.
+test_smooth_max = conformance_test(smooth_max, "smoothing.smooth_max", ("quick", "edge"), adapter="jax",
+                                   grads=True)
+test_soft_onehot = conformance_test(soft_onehot, "smoothing.soft_onehot", "quick", adapter="jax", grads=True)
 test_soft_argmax = conformance_test(soft_argmax, "smoothing.soft_argmax", "quick", adapter="jax", grads=True)
-test_smooth_accuracy = conformance_test(smooth_accuracy, "smoothing.smooth_accuracy", QE,
+test_smooth_accuracy = conformance_test(smooth_accuracy, "smoothing.smooth_accuracy", "quick",
                                         adapter="jax", grads=True)
 test_smooth_f1 = conformance_test(smooth_f1, "smoothing.smooth_f1", "quick", adapter="jax", grads=True)
 test_soft_kmax = conformance_test(soft_kmax, "smoothing.soft_kmax", "quick", adapter="jax", grads=True)
-test_jit_smooth_max = conformance_test(jit_smooth_max, "smoothing.smooth_max", "quick", adapter="jax",
-                                       grads=True)
+
+
+def _case(op, name):
+    (case,) = [c for c in registry.cases(op, "all") if c.name == name]
+    return case
 
 
 def builtin_smooth_max(x, scale=1.0, axis=-1):
@@ -97,12 +101,17 @@ def builtin_soft_onehot(x, scale=1.0, axis=-1):
     return jax.nn.softmax(scale * x, axis=axis)
 
 
-test_builtin_smooth_max = conformance_test(
-    builtin_smooth_max, "smoothing.smooth_max", "edge", adapter="jax", grads=True,
-    xfail={"neginf-entries": "jax.nn.logsumexp: NaN gradient for an all -inf row (jax#6811)"})
-test_builtin_soft_onehot = conformance_test(
-    builtin_soft_onehot, "smoothing.soft_onehot", "edge", adapter="jax", grads=True,
-    xfail={"neginf-entries": "jax.nn.softmax: NaN for an all -inf row (D4 says 0)"})
+def test_jit_compiled_candidate():
+    check_case(jit_smooth_max, _case("smoothing.smooth_max", "post-x-K10"), adapter="jax", grads=True)
+
+
+@pytest.mark.parametrize("fn", [builtin_smooth_max, builtin_soft_onehot])
+def test_builtins_are_nan_on_an_all_neginf_row(fn):
+    # jax.nn.logsumexp: NaN gradient (jax#6811); jax.nn.softmax: NaN values; D4 gives 0
+    op = "smoothing.smooth_max" if fn is builtin_smooth_max else "smoothing.soft_onehot"
+    with pytest.raises(AssertionError, match="got nan"):
+        check_case(fn, _case(op, "neginf-entries"), adapter="jax", grads=True, diagnose=False)
+    check_case(fn, _case(op, "extreme-1e4"), adapter="jax", grads=True)
 
 
 def test_float64_really_runs_in_float64_and_leaves_x64_off():
@@ -111,16 +120,14 @@ def test_float64_really_runs_in_float64_and_leaves_x64_off():
     def spy(x, scale=1.0, axis=-1):
         seen.append(x.dtype)
         return smooth_max(x, scale, axis)
-    assert check(spy, "smoothing.smooth_max", adapter="jax", grads=True).passed
+    check_case(spy, _case("smoothing.smooth_max", "post-x-K1"), adapter="jax", grads=True)
     assert seen and {str(d) for d in seen} == {"float64"}
     # the adapter's 64-bit mode is scoped: the process default is untouched
     assert jnp.asarray(1.0).dtype == jnp.float32
 
 
-@pytest.mark.parametrize("op", ["smooth_max", "soft_onehot"])
-def test_float32_table_rule(op):
-    fn = globals()[op]
-    report = check(fn, f"smoothing.{op}", "quick", adapter="jax", grads=True, dtype="float32")
+def test_float32_table_rule():
+    report = check(soft_onehot, "smoothing.soft_onehot", "quick", adapter="jax", grads=True, dtype="float32")
     assert report.passed, report
 
 
