@@ -244,8 +244,10 @@ def test_marker_plugin_end_to_end(tmp_path):
         def test_unshifted(kexue_case):
             check_case(unshifted, kexue_case)
         """))
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "kexue_ref.testing.pytest_plugin",
-                           "-q", "-p", "no:cacheprovider", "test_user.py"],
+    # "-p no:kexue_ref" keeps an installed pytest11 entry point from registering it a second time
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:kexue_ref",
+                           "-p", "kexue_ref.testing.pytest_plugin", "-q", "-p", "no:cacheprovider",
+                           "test_user.py"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     out = proc.stdout
     assert "2 failed, 4 passed" in out, out
