@@ -62,7 +62,19 @@ def add_parser(sub):
 
 
 def load_target(target):
-    """The callable named by ``module:attr`` or ``file.py:attr`` (attr may be dotted)."""
+    """The callable named by a ``module:attr`` or ``file.py:attr`` string.
+
+    Parameters
+    ----------
+    target : str, ``package.module:function`` (the attribute may be dotted, e.g.
+        ``pkg.mod:Class.method``; the current directory is put on ``sys.path``) or
+        ``path/to/file.py:function`` (the file is imported under a private module name).
+
+    Returns
+    -------
+    callable. Raises ``ValueError`` for a malformed target, a missing file or attribute,
+    or a non-callable; ``ImportError`` when the module cannot be imported.
+    """
     if ":" not in target:
         raise ValueError(f"target {target!r} must be PACKAGE.MODULE:FUNCTION or FILE.py:FUNCTION")
     where, attr = target.rsplit(":", 1)

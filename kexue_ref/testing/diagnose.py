@@ -122,11 +122,19 @@ CONVENTIONS: dict = {}
 
 
 def register_conventions(op, *alternatives):
-    """Add alternatives for ``op`` (a name; the op need not be registered yet).
+    """Add alternative conventions for an op (the op need not be registered yet).
 
-    Each alternative is a :class:`Convention` or a plain dict of parameters, e.g.
-    ``register_conventions("on_lstm.on_lstm_cell", {"master_input": "paper"})``.
-    Returns the op's list.
+    Parameters
+    ----------
+    op : str, the registry name, e.g. ``"on_lstm.cell"``.
+    *alternatives : :class:`Convention` objects or plain dicts of parameters, e.g.
+        ``{"master_input": "paper"}`` (labelled ``"master_input='paper'"``). An alternative
+        whose label is already listed for the op is not added twice.
+
+    Returns
+    -------
+    list of Convention, the op's alternatives after the addition (the live list of
+    :data:`CONVENTIONS`).
     """
     lst = CONVENTIONS.setdefault(str(op), [])
     for alt in alternatives:
@@ -137,7 +145,16 @@ def register_conventions(op, *alternatives):
 
 
 def conventions_for(op):
-    """The registered alternatives of an op (a name or an ``OpSpec``), possibly empty."""
+    """The registered alternatives of an op.
+
+    Parameters
+    ----------
+    op : str or OpSpec.
+
+    Returns
+    -------
+    list of Convention (a copy), empty when none is registered.
+    """
     name = op.name if isinstance(op, registry.OpSpec) else str(op)
     return list(CONVENTIONS.get(name, ()))
 
@@ -337,9 +354,10 @@ def diagnose(candidate, op, cases="quick", grads=None, dtype="float64", adapter=
     if not alts or not failing:
         return Diagnosis(spec.name, [c.id for c in failing], results)
     run = adapter.wrap(candidate) if hasattr(adapter, "wrap") else candidate
-    vtol = tolerance_for(dtype, "values", ())
-    gtol = tolerance_for(dtype, "grads", ())
     for case in failing:
+        # the table tolerance of the dtype, with the case's overrides
+        vtol = tolerance_for(dtype, "values", case.tol)
+        gtol = tolerance_for(dtype, "grads", case.tol)
         try:
             args = [adapter.to_candidate(case.inputs[n], dtype) for n in spec.inputs]
             got = [adapter.to_numpy(o) for o in spec.as_outputs(run(*args, **case.params))]

@@ -51,7 +51,18 @@ def _bf16_round(a):
 
 
 def round_to(array, dtype):
-    """A float array rounded to ``dtype``'s precision, in the dtype NumPy computes it in."""
+    """A float array rounded to the precision of ``dtype``.
+
+    Parameters
+    ----------
+    array : array; non-float arrays are returned unchanged.
+    dtype : "float64", "float32", "float16" or "bfloat16" (or a torch dtype name).
+
+    Returns
+    -------
+    array of ``dtype`` (bfloat16: float32 values that are exactly bfloat16 numbers, rounded to
+    nearest even through float32, since NumPy has no bfloat16 type).
+    """
     a = onp.asarray(array)
     if a.dtype.kind != "f":
         return a
@@ -67,7 +78,18 @@ def _compute_dtype(dtype):
 
 
 def naive_outputs(case, dtype):
-    """The reference's outputs on inputs rounded to ``dtype`` (see the module doc), float64."""
+    """The naive run of the reference in ``dtype`` (see the module doc).
+
+    Parameters
+    ----------
+    case : registry Case.
+    dtype : the candidate's dtype name.
+
+    Returns
+    -------
+    tuple of arrays, one per output: float outputs rounded to ``dtype`` and widened to
+    float64 for comparing.
+    """
     spec = case.spec
     with warnings.catch_warnings(), onp.errstate(all="ignore"):
         warnings.simplefilter("ignore")  # overflow in the cast or the run is the point here
@@ -77,7 +99,19 @@ def naive_outputs(case, dtype):
 
 
 def naive_grads(case, dtype, cotangents):
-    """autograd's VJP of the reference run on inputs and cotangents rounded to ``dtype``."""
+    """autograd's VJP of the naive run: inputs and cotangents rounded to ``dtype``.
+
+    Parameters
+    ----------
+    case : registry Case.
+    dtype : the candidate's dtype name.
+    cotangents : the oracle's cotangents (``make_cotangents``), None for outputs without one.
+
+    Returns
+    -------
+    tuple of float64 arrays, one per differentiable input (``spec.diff`` order), each rounded
+    to ``dtype`` first.
+    """
     from kexue_ref.testing._check import autograd_vjp
 
     spec = case.spec
@@ -109,12 +143,25 @@ def _naive_error(naive, expected):
 
 
 def tolerances(rule, k, case, dtype, kind, expected, cotangents=None):
-    """(rtol, atol, reason) for each array of ``kind`` ("values": the outputs in order;
-    "grads": the differentiable inputs in order) under ``rule``.
+    r"""The tolerance of each compared array under an acceptance rule.
 
-    ``expected`` is the list of oracle arrays in that order. With ``rule="relative"`` the
-    returned tolerance is ``rtol = 0`` and ``atol = k·E_naive + atol_d``, which is the rule of
-    the module doc, and the reason states both numbers.
+    .. math:: \text{relative:}\quad rtol = 0, \qquad
+              atol = k \cdot \max_i |n_i - e_i| + atol_d
+
+    Parameters
+    ----------
+    rule : "table" or "relative".
+    k : float ≥ 1, the factor of the relative rule.
+    case : registry Case.
+    dtype : the candidate's dtype name.
+    kind : "values" (the outputs, in order) or "grads" (the differentiable inputs, in order).
+    expected : list of the oracle's arrays, in that order.
+    cotangents : the oracle's cotangents (needed for ``kind="grads"``).
+
+    Returns
+    -------
+    list of (rtol, atol, reason), one per array; ``reason`` is the override's reason (table)
+    or states k, the naive error and the floor (relative), or why the table was used.
     """
     if rule not in RULES:
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")

@@ -38,9 +38,18 @@ ARGNAME = "kexue_case"
 
 
 def case_params(op, tiers=("quick",), xfail=None):
-    """``pytest.param`` objects for the cases of ``op`` (id: the case name).
+    """``pytest.param`` objects for the registry cases of an op.
 
-    ``xfail`` maps case names to the reason they are expected to fail (strict).
+    Parameters
+    ----------
+    op : registry name or OpSpec.
+    tiers : tier name(s) or "all".
+    xfail : optional {case name: reason}: those cases are marked ``xfail(strict=True)``; a
+        name the op does not have in ``tiers`` raises ``ValueError``.
+
+    Returns
+    -------
+    list of ``pytest.param(case, id=case.name)``.
     """
     spec = registry.get_op(op)
     xfail = dict(xfail or {})
@@ -71,10 +80,18 @@ def parametrize_cases(op, tiers=("quick",), argname=ARGNAME, xfail=None):
 
 def check_case(candidate, case, *, grads=None, dtype="float64", adapter=None, rule="table",
                k=2.0, diagnose=True):
-    """Check one case; raise ``AssertionError`` with its report (and diagnosis) on failure.
+    """Check one registry case; raise ``AssertionError`` with its report on failure.
 
-    The keyword arguments are those of :func:`kexue_ref.testing.check`; returns the
-    :class:`~kexue_ref.testing.CaseResult` when the case passes.
+    Parameters
+    ----------
+    candidate : callable, called as ``candidate(*arrays, **params)``.
+    case : a :class:`~kexue_ref.registry.Case` (what :func:`parametrize_cases` hands out).
+    grads, dtype, adapter, rule, k : as for :func:`kexue_ref.testing.check`.
+    diagnose : bool, append the convention diagnosis to the failure message (default True).
+
+    Returns
+    -------
+    CaseResult, when the case passes.
     """
     from kexue_ref.testing._check import Report, _check_case, _name_of
     from kexue_ref.testing.adapters import get_adapter
@@ -96,10 +113,20 @@ def check_case(candidate, case, *, grads=None, dtype="float64", adapter=None, ru
 
 def conformance_test(candidate, op, tiers=("quick",), *, grads=None, dtype="float64",
                      adapter=None, rule="table", k=2.0, xfail=None):
-    """A ready-made test function: one test per case of ``op`` for ``candidate``.
+    """A ready-made test function: one test per registry case of ``op`` for ``candidate``.
 
-    Assign it to a module-level name starting with ``test``; the keyword arguments are
-    those of :func:`kexue_ref.testing.check` plus ``xfail`` (see :func:`case_params`).
+    Parameters
+    ----------
+    candidate : callable, called as ``candidate(*arrays, **params)``.
+    op : registry name or OpSpec.
+    tiers : tier name(s) or "all" (default: quick).
+    grads, dtype, adapter, rule, k : as for :func:`kexue_ref.testing.check`.
+    xfail : optional {case name: reason} of documented divergences (strict xfails).
+
+    Returns
+    -------
+    function ``test(kexue_case)`` parametrized over the cases; assign it to a module-level
+    name starting with ``test`` (the tests are named ``<that name>[<case name>]``).
     """
     @parametrize_cases(op, tiers, xfail=xfail)
     def test(kexue_case):
