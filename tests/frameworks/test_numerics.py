@@ -95,3 +95,35 @@ def test_inverted_mask_is_diagnosed():
         return masked_softmax(x, ~mask, axis, fill)
     d = diagnose(masked_where_true, "numerics.masked_softmax", "quick", adapter="torch")
     assert [m.convention.label for m in d.matches] == ["mask inverted"]
+
+
+# --- the adapter itself -------------------------------------------------------------------
+
+def test_torch_adapter_conversions():
+    import numpy as np
+    from kexue_ref.testing.adapters_torch import TorchAdapter
+
+    a = TorchAdapter()
+    assert str(a.device) == "cpu"
+    assert a.to_candidate(np.arange(3), "float32").dtype == torch.int64          # integers stay integers
+    assert a.to_candidate(np.array([True, False]), "float32").dtype == torch.bool
+    x = a.to_candidate(np.array(1 / 3), "bfloat16")
+    assert x.dtype == torch.bfloat16 and x.shape == ()                          # 0-d stays 0-d
+    assert a.to_numpy(x).dtype == np.float32 and float(a.to_numpy(x)) == 0.333984375
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        a.to_candidate(np.ones(2), "float8")
+
+
+def test_hand_written_torch_backward_is_checked():
+    # grads(u, x): the VJP of softmax, u·p − p·Σ(u·p), written by hand; and a wrong one
+    def vjp(u, x, axis=-1):
+        p = torch.softmax(x, dim=axis)
+        return p * u - p * (p * u).sum(axis, keepdim=True)
+
+    def wrong_vjp(u, x, axis=-1):
+        p = torch.softmax(x, dim=axis)
+        return p * (1 - p) * u                     # the diagonal of the Jacobian only
+
+    assert check(softmax, "numerics.softmax", ("quick", "full"), adapter="torch", grads=vjp).passed
+    report = check(softmax, "numerics.softmax", "quick", adapter="torch", grads=wrong_vjp)
+    assert not report.passed and all(not r.comparisons[-1].passed for r in report.failures)
