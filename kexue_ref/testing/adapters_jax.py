@@ -106,7 +106,11 @@ class JaxAdapter:
 
     def _context(self):
         if self.x64:
-            return self.jax.enable_x64(True)
+            # jax.enable_x64 (recent JAX); jax.experimental.enable_x64 before it
+            enable = getattr(self.jax, "enable_x64", None)
+            if enable is None:
+                from jax.experimental import enable_x64 as enable
+            return enable(True)
         return contextlib.nullcontext()
 
     # -- the hook check() uses to run the candidate ------------------------------------
