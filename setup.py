@@ -32,8 +32,12 @@ setup(
     extras_require={
         "test": ["pytest>=7"],
         "plots": ["matplotlib>=3.6"],
-        "frameworks": ["torch>=2.1", "jax>=0.4"],
+        "frameworks": ["torch>=2.1", "jax>=0.4.30"],
     },
-    entry_points={"console_scripts": ["kexue-ref = kexue_ref.cli:main"]},
+    entry_points={
+        "console_scripts": ["kexue-ref = kexue_ref.cli:main"],
+        # the `kexue_ref` marker and fixture for one-test-per-case conformance suites
+        "pytest11": ["kexue_ref = kexue_ref.testing.pytest_plugin"],
+    },
     license="MIT",
 )

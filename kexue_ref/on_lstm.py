@@ -578,9 +578,10 @@ def on_lstm(x, params, h0=None, c0=None, *, levels=None, chunk=None, master_inpu
     x : array (B, T, D), T ≥ 1 (batch-first, D5; the official code is time-first).
     params : weights, see :func:`on_lstm_cell`.
     h0, c0 : arrays (B, N), the initial states (None: zeros, as in the Keras layer).
-    levels, chunk, master_input, layout, dropconnect_masks, dropconnect, dropconnect_p,
-    dropconnect_on : as in :func:`on_lstm_cell`; one DropConnect mask serves every step (both
-        codes sample it once per batch, not per step).
+    levels, chunk, master_input, layout : as in :func:`on_lstm_cell`.
+    dropconnect_masks, dropconnect, dropconnect_p, dropconnect_on : as in :func:`on_lstm_cell`;
+        one DropConnect mask serves every step (both codes sample it once per batch, not per
+        step).
 
     Returns
     -------

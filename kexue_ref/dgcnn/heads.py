@@ -97,8 +97,10 @@ def global_gate(h, w1, b1, w2, b2):
     ----------
     h : array (..., D): the encoder output (B, T, D) for pn1/pn2, or its masked max-pool (B, D)
         for pc.
-    w1 : array (D, M); b1 : array (M,) (the code: M = 128).
-    w2 : array (M, K); b2 : array (K,) (K = 1 for pn, P for pc).
+    w1 : array (D, M) (the code: M = 128).
+    b1 : array (M,).
+    w2 : array (M, K) (K = 1 for pn, P for pc).
+    b2 : array (K,).
 
     Returns
     -------
@@ -154,8 +156,10 @@ def subject_heads(h, a, wc, bc, w1, b1, w2, b2, pn1, pn2):
     ----------
     h : array (B, T, D), the encoder output.
     a : array (B, T, Da), the first attention's output.
-    wc : array (3, D + Da, M); bc : array (M,) (the code: M = 128, 'same' padding, dilation 1).
-    w1, w2 : arrays (M, 1); b1, b2 : arrays (1,).
+    wc : array (3, D + Da, M) (the code: M = 128, 'same' padding, dilation 1).
+    bc : array (M,).
+    w1, w2 : arrays (M, 1).
+    b1, b2 : arrays (1,).
     pn1, pn2 : arrays (B, T), the global gates (:func:`global_gate` of H, last axis dropped).
 
     Returns
@@ -240,9 +244,12 @@ def object_heads(h, a, s, wc, bc, wo, bo, w1, b1, w2, b2, pc, pn1, pn2):
     h : array (B, T, D), the encoder output.
     a : array (B, T, Da), the second attention's output.
     s : array (B, T, Ds), the subject features (:func:`subject_features`).
-    wc : array (3, D + Da + Ds, M); bc : array (M,).
-    wo : array (M, 1); bo : array (1,).
-    w1, w2 : arrays (M, P); b1, b2 : arrays (P,).
+    wc : array (3, D + Da + Ds, M).
+    bc : array (M,).
+    wo : array (M, 1).
+    bo : array (1,).
+    w1, w2 : arrays (M, P).
+    b1, b2 : arrays (P,).
     pc : array (B, P), the relation-presence gate.
     pn1, pn2 : arrays (B, T), the global start/end gates (shared with the subject heads).
 

@@ -10,8 +10,14 @@ True
 
 Main entry points: :func:`check` (returns a :class:`Report`), :func:`assert_matches`
 (raises ``AssertionError`` with the report), :func:`compare`, :func:`check_grads`, and the
-published tolerance table :data:`TOLERANCES`.
+published tolerance table :data:`TOLERANCES`. Loaded on first use (so that importing this
+package imports neither pytest nor a framework): :func:`diagnose` (which registered convention
+a failing candidate matches) and the pytest helpers :func:`conformance_test`,
+:func:`parametrize_cases` and :func:`check_case`. Framework adapters: ``adapter="torch"`` or
+``"jax"`` (``docs/frameworks.md``).
 """
+import importlib
+
 from kexue_ref.testing._check import (  # noqa: F401
     CaseResult,
     Comparison,
@@ -29,4 +35,20 @@ from kexue_ref.testing.tolerances import TOLERANCES, tolerance_for  # noqa: F401
 
 __all__ = ["check", "assert_matches", "compare", "Report", "CaseResult", "Comparison",
            "reference_outputs", "reference_grads", "make_cotangents", "autograd_vjp",
-           "check_grads", "GradCheckError", "TOLERANCES", "tolerance_for"]
+           "check_grads", "GradCheckError", "TOLERANCES", "tolerance_for", "diagnose",
+           "conformance_test", "parametrize_cases", "check_case"]
+
+_LAZY = {
+    "diagnose": "kexue_ref.testing.diagnose",
+    "conformance_test": "kexue_ref.testing.pytest_plugin",
+    "parametrize_cases": "kexue_ref.testing.pytest_plugin",
+    "check_case": "kexue_ref.testing.pytest_plugin",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'kexue_ref.testing' has no attribute {name!r}")
