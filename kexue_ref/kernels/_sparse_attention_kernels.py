@@ -16,12 +16,13 @@ The allowed keys of a query are computed here from integer arithmetic alone, nev
 
 Blocking: queries are taken in blocks of ``QB`` rows; the keys a block may reach form one
 contiguous range (local) or one gathered group (atrous), so the scores of a block are one
-small GEMM, S = Q_blk K_rngᵀ (``np.dot`` into a reused buffer, i.e. BLAS), and so is the
-output O_blk = P V_rng. The masking, the max-shifted exponential and the row sums are scalar
-loops written so that LLVM vectorises them: the exponential is the polynomial
-:func:`_exp_range` (numba has no vector ``exp`` without Intel's SVML), and sums use eight
-interleaved accumulators in a fixed order, because the flag set of ``_config`` does not allow
-re-association.
+small GEMM (``np.dot`` into a reused buffer, i.e. BLAS), computed transposed, Sᵀ = K_rng Q_blkᵀ,
+with both operands row-major (BLAS's fastest case here: ~1.6× the speed of Q_blk K_rngᵀ for
+these shapes, measured); so is the output O_blk = P V_rng. The masking, the max-shifted
+exponential and the sums are loops over the block with the queries as the contiguous axis,
+so LLVM vectorises them and every reduction over keys is a per-query accumulation in a fixed
+order (the flag set of ``_config`` does not allow re-association); the exponential is the
+polynomial :func:`_exp_cols` (numba has no vector ``exp`` without Intel's SVML).
 
 Parallelism (decision D7): ``prange`` runs over chunks of independent tasks (a task is a query
 block, or a whole group); a row's max, exp and sum are serial inside one task. Backward passes
@@ -63,159 +64,12 @@ _F32_C3, _F32_C4, _F32_C5, _F32_C6, _F32_C7 = (np.float32(1.0 / math.factorial(n
 
 
 # ---------------------------------------------------------------------------
-# Row helpers (serial, inlined into the kernels)
+# Block helpers (serial). A score block is stored transposed, Sᵀ[c, r] = k_c · q_r
+# (c: key column of the block, r: query row), so that every elementwise pass runs with the
+# queries r as the contiguous, vectorised axis and the reductions over keys c are plain
+# per-lane accumulations in a fixed order. Entry (c, r) is allowed when okq[r] (valid query),
+# okk[koff + c] (valid key) and c ∈ [lo1[r], hi1[r]) ∪ [lo2[r], hi2[r]).
 # ---------------------------------------------------------------------------
-
-def _exp_range_f64(row, lo, hi, a, c0, b, okrow, ooff, ibuf):
-    """float64 body of :func:`_exp_range` (Taylor degree 13, relative error < 3e-16)."""
-    n = hi - lo
-    if n <= 0:
-        return
-    x_ = row[lo:hi]
-    ok_ = okrow[ooff + lo:ooff + hi]
-    ib = ibuf[:n]
-    for c in range(n):
-        # x = a·(s − c0) − b ≤ 0
-        x = a * (x_[c] - c0) - b
-        xc = max(x, _EXP_MIN64)
-        # k = round(x·log2 e); r = x − k·ln 2 in two parts (Cody–Waite)
-        kf = np.floor(xc * _LOG2E + 0.5)
-        r = (xc - kf * _LN2_HI) - kf * _LN2_LO
-        # e^r = Σ_{n ≤ 13} r^n / n!  (Horner)
-        p = 1.6059043836821613e-10
-        p = p * r + 2.08767569878681e-09
-        p = p * r + 2.505210838544172e-08
-        p = p * r + 2.755731922398589e-07
-        p = p * r + 2.755731922398589e-06
-        p = p * r + 2.48015873015873e-05
-        p = p * r + 0.0001984126984126984
-        p = p * r + 0.001388888888888889
-        p = p * r + 0.008333333333333333
-        p = p * r + 0.041666666666666664
-        p = p * r + 0.16666666666666666
-        p = p * r + 0.5
-        p = p * r + 1.0
-        p = p * r + 1.0
-        keep = ok_[c] & (x >= _EXP_MIN64)
-        x_[c] = p if keep else 0.0
-        # 2^k as IEEE bits: (k + 1023) << 52
-        ib[c] = (np.int64(kf) + 1023) << 52
-    pw = ib.view(np.float64)
-    for c in range(n):
-        x_[c] = x_[c] * pw[c]
-
-
-def _exp_range_f32(row, lo, hi, a, c0, b, okrow, ooff, ibuf):
-    """float32 body of :func:`_exp_range` (Taylor degree 7, < 2 ulp).
-
-    The argument x = a·(s − c0) − b is formed in float64 and rounded once: with |a·s| ~ 1e3 a float32
-    product would be off by ulp(1e3) ≈ 6e-5, and every weight with it; the polynomial, like
-    the GEMMs and the sums, runs in float32."""
-    n = hi - lo
-    if n <= 0:
-        return
-    x_ = row[lo:hi]
-    ok_ = okrow[ooff + lo:ooff + hi]
-    ib32 = ibuf.view(np.int32)[:n]
-    for c in range(n):
-        x = np.float32(a * (np.float64(x_[c]) - c0) - b)
-        xc = max(x, _F32_EXP_MIN)
-        kf = np.floor(xc * _F32_LOG2E + _F32_HALF)
-        r = (xc - kf * _F32_LN2_HI) - kf * _F32_LN2_LO
-        # e^r = Σ_{n ≤ 7} r^n / n!  (Horner, float32)
-        p = _F32_C7
-        p = p * r + _F32_C6
-        p = p * r + _F32_C5
-        p = p * r + _F32_C4
-        p = p * r + _F32_C3
-        p = p * r + _F32_HALF
-        p = p * r + _F32_ONE
-        p = p * r + _F32_ONE
-        keep = ok_[c] & (x >= _F32_EXP_MIN)
-        x_[c] = p if keep else _F32_ZERO
-        # 2^k as IEEE bits: (k + 127) << 23
-        ib32[c] = (np.int32(kf) + np.int32(127)) << np.int32(23)
-    pw32 = ib32.view(np.float32)
-    for c in range(n):
-        x_[c] = x_[c] * pw32[c]
-
-
-def _exp_range(row, lo, hi, a, c0, b, okrow, ooff, ibuf):
-    r"""row[c] ← exp(a·(row[c] − c0) − b) where okrow[ooff + c], else 0, for lo ≤ c < hi.
-
-    .. math:: e^{x} = 2^{k}\, e^{r}, \quad k = \mathrm{round}(x \log_2 e), \quad
-              r = x - k \ln 2 \in [-\tfrac{\ln 2}{2}, \tfrac{\ln 2}{2}]
-
-    e^r is its Taylor polynomial and 2^k is built from its exponent bits in ``ibuf`` (int64,
-    length ≥ hi − lo). Arguments below the underflow limit give exactly 0. Callers pass
-    x ≤ 0, so nothing overflows: the forward shifts by the row maximum (c0 = m, b = 0, so the
-    largest weight is exactly e^0 = 1), the backward by the log-sum-exp (c0 = 0, b = lse). The loops run over slices from index
-    0, so numba needs no negative-index wrap-around and LLVM vectorises them. In compiled
-    code the overload below picks the float32 or float64 body at compile time; this Python
-    body serves ``NUMBA_DISABLE_JIT=1``.
-    """
-    if row.dtype == np.float32:
-        _exp_range_f32(row, lo, hi, a, c0, b, okrow, ooff, ibuf)
-    else:
-        _exp_range_f64(row, lo, hi, a, c0, b, okrow, ooff, ibuf)
-
-
-@overload(_exp_range, jit_options={"fastmath": _FASTMATH})
-def _exp_range_overload(row, lo, hi, a, c0, b, okrow, ooff, ibuf):
-    return _exp_range_f32 if row.dtype == types.float32 else _exp_range_f64
-
-
-@njit(**_JIT)
-def _masked_max(row, lo, hi, okrow, ooff, m, cnt):
-    """(max(m, max of row[c] over allowed c in [lo, hi)), cnt + number of allowed c)."""
-    n = hi - lo
-    if n <= 0:
-        return m, cnt
-    x_ = row[lo:hi]
-    ok_ = okrow[ooff + lo:ooff + hi]
-    # four interleaved running maxima (a max is exact in any order); disallowed entries
-    # are replaced by m itself, so they never win
-    m0 = m1 = m2 = m3 = m
-    c = 0
-    while c + 4 <= n:
-        cnt += np.int64(ok_[c]) + np.int64(ok_[c + 1]) + np.int64(ok_[c + 2]) + np.int64(ok_[c + 3])
-        m0 = max(m0, x_[c] if ok_[c] else m0)
-        m1 = max(m1, x_[c + 1] if ok_[c + 1] else m1)
-        m2 = max(m2, x_[c + 2] if ok_[c + 2] else m2)
-        m3 = max(m3, x_[c + 3] if ok_[c + 3] else m3)
-        c += 4
-    while c < n:
-        cnt += np.int64(ok_[c])
-        m0 = max(m0, x_[c] if ok_[c] else m0)
-        c += 1
-    return max(max(m0, m1), max(m2, m3)), cnt
-
-
-@njit(**_JIT)
-def _range_sum(row, lo, hi):
-    """Σ_{lo ≤ c < hi} row[c] with eight interleaved accumulators (fixed order, vectorisable)."""
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = row[0] * 0
-    n = hi - lo
-    if n <= 0:
-        return s0
-    x_ = row[lo:hi]
-    c = 0
-    while c + 8 <= n:
-        s0 += x_[c]
-        s1 += x_[c + 1]
-        s2 += x_[c + 2]
-        s3 += x_[c + 3]
-        s4 += x_[c + 4]
-        s5 += x_[c + 5]
-        s6 += x_[c + 6]
-        s7 += x_[c + 7]
-        c += 8
-    s = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
-    while c < n:
-        s += x_[c]
-        c += 1
-    return s
-
 
 @njit(**_JIT)
 def _zero(a):
@@ -225,75 +79,163 @@ def _zero(a):
 
 
 @njit(**_JIT)
-def _zero_outside(row, lo1, hi1, lo2, hi2):
-    """row[c] ← 0 outside [lo1, hi1) ∪ [lo2, hi2) (hi1 ≤ lo2)."""
-    _zero(row[:lo1])
-    _zero(row[hi1:lo2])
-    _zero(row[hi2:])
+def _transpose_into(x, xt):
+    """xt[e, r] ← x[r, e] (a small block: query rows become columns)."""
+    n, E = x.shape
+    for r in range(n):
+        row = x[r]
+        for e in range(E):
+            xt[e, r] = row[e]
 
 
 @njit(**_JIT)
-def _softmax_rows(s, nq, lo1, hi1, lo2, hi2, okq, okk, koff, scale, ibuf, rm, rl, seen):
-    r"""Rows of a score block into unnormalised weights, in place.
+def _col_max(st, lo1, hi1, lo2, hi2, okq, okk, koff, m, cnt):
+    r"""Per query r: m_r = max over allowed c of Sᵀ[c, r], and cnt_r = the number of allowed c."""
+    nk, nq = st.shape
+    for r in range(nq):
+        m[r] = -np.inf
+        cnt[r] = 0
+    for c in range(nk):
+        okc = okk[koff + c]
+        row = st[c]
+        for r in range(nq):
+            al = okc & okq[r] & (((c >= lo1[r]) & (c < hi1[r])) | ((c >= lo2[r]) & (c < hi2[r])))
+            # a disallowed entry leaves m_r as it is (never compared with −inf as a guard)
+            m[r] = max(m[r], row[r] if al else m[r])
+            cnt[r] += np.int64(al)
 
-    For row r the allowed columns are [lo1[r], hi1[r]) ∪ [lo2[r], hi2[r]) where okk[koff + c]
-    (valid key), and none when okq[r] is False (invalid query):
 
-    .. math:: m_r = \max_{c\ \mathrm{allowed}} s_{rc}, \qquad
-              p_{rc} = e^{\,\alpha (s_{rc} - m_r)}, \qquad \ell_r = \sum_c p_{rc}
+def _exp_cols_f64(st, a, c0, b, lo1, hi1, lo2, hi2, okq, okk, koff, ibuf):
+    """float64 body of :func:`_exp_cols` (Taylor degree 13, relative error < 3e-16)."""
+    nk, nq = st.shape
+    ib = ibuf[:nq]
+    pw = ib.view(np.float64)
+    for c in range(nk):
+        okc = okk[koff + c]
+        row = st[c]
+        for r in range(nq):
+            al = okc & okq[r] & (((c >= lo1[r]) & (c < hi1[r])) | ((c >= lo2[r]) & (c < hi2[r])))
+            # x = a·(s − c0_r) − b_r, ≤ 0 on allowed entries; clamped to [−708, 0] so that the
+            # exponent bits below stay valid on the disallowed ones (set to 0 anyway)
+            x = a * (row[r] - c0[r]) - b[r]
+            xc = min(max(x, _EXP_MIN64), 0.0)
+            # k = round(x·log2 e); r' = x − k·ln 2 in two parts (Cody–Waite)
+            kf = np.floor(xc * _LOG2E + 0.5)
+            t = (xc - kf * _LN2_HI) - kf * _LN2_LO
+            # e^{r'} = Σ_{n ≤ 13} r'^n / n!  (Horner)
+            p = 1.6059043836821613e-10
+            p = p * t + 2.08767569878681e-09
+            p = p * t + 2.505210838544172e-08
+            p = p * t + 2.755731922398589e-07
+            p = p * t + 2.755731922398589e-06
+            p = p * t + 2.48015873015873e-05
+            p = p * t + 0.0001984126984126984
+            p = p * t + 0.001388888888888889
+            p = p * t + 0.008333333333333333
+            p = p * t + 0.041666666666666664
+            p = p * t + 0.16666666666666666
+            p = p * t + 0.5
+            p = p * t + 1.0
+            p = p * t + 1.0
+            row[r] = p if (al & (x >= _EXP_MIN64)) else 0.0
+            # 2^k as IEEE bits: (k + 1023) << 52
+            ib[r] = (np.int64(kf) + 1023) << 52
+        for r in range(nq):
+            row[r] = row[r] * pw[r]
 
-    with α = 1/√D; disallowed entries become 0. Writes rm = α·m, rl = ℓ and seen = [some key
-    allowed]; an unseen row is all 0 (its output will be 0, D4).
+
+def _exp_cols_f32(st, a, c0, b, lo1, hi1, lo2, hi2, okq, okk, koff, ibuf):
+    """float32 body of :func:`_exp_cols` (Taylor degree 7, < 2 ulp).
+
+    The argument x = a·(s − c0) − b is formed in float64 and rounded once: with |a·s| ~ 1e3 a
+    float32 product would be off by ulp(1e3) ≈ 6e-5, and every weight with it; the
+    polynomial, like the GEMMs and the sums, runs in float32."""
+    nk, nq = st.shape
+    ib32 = ibuf.view(np.int32)[:nq]
+    pw32 = ib32.view(np.float32)
+    for c in range(nk):
+        okc = okk[koff + c]
+        row = st[c]
+        for r in range(nq):
+            al = okc & okq[r] & (((c >= lo1[r]) & (c < hi1[r])) | ((c >= lo2[r]) & (c < hi2[r])))
+            x = np.float32(a * (np.float64(row[r]) - c0[r]) - b[r])
+            xc = min(max(x, _F32_EXP_MIN), _F32_ZERO)
+            kf = np.floor(xc * _F32_LOG2E + _F32_HALF)
+            t = (xc - kf * _F32_LN2_HI) - kf * _F32_LN2_LO
+            # e^{r'} = Σ_{n ≤ 7} r'^n / n!  (Horner, float32)
+            p = _F32_C7
+            p = p * t + _F32_C6
+            p = p * t + _F32_C5
+            p = p * t + _F32_C4
+            p = p * t + _F32_C3
+            p = p * t + _F32_HALF
+            p = p * t + _F32_ONE
+            p = p * t + _F32_ONE
+            row[r] = p if (al & (x >= _F32_EXP_MIN)) else _F32_ZERO
+            # 2^k as IEEE bits: (k + 127) << 23
+            ib32[r] = (np.int32(kf) + np.int32(127)) << np.int32(23)
+        for r in range(nq):
+            row[r] = row[r] * pw32[r]
+
+
+def _exp_cols(st, a, c0, b, lo1, hi1, lo2, hi2, okq, okk, koff, ibuf):
+    r"""Sᵀ[c, r] ← exp(a·(Sᵀ[c, r] − c0_r) − b_r) on allowed entries, 0 elsewhere, in place.
+
+    .. math:: e^{x} = 2^{k}\, e^{t}, \quad k = \mathrm{round}(x \log_2 e), \quad
+              t = x - k \ln 2 \in [-\tfrac{\ln 2}{2}, \tfrac{\ln 2}{2}]
+
+    e^t is its Taylor polynomial and 2^k is built from its exponent bits in ``ibuf`` (int64,
+    length ≥ the number of queries); arguments below the underflow limit give exactly 0. The
+    forward shifts by the column maximum (c0 = m, b = 0: the largest weight is exactly
+    e^0 = 1), the backward by the log-sum-exp (c0 = 0, b = lse). numba has no vector ``exp``
+    without Intel's SVML; this loop vectorises. In compiled code the overload below picks the
+    float32 or float64 body at compile time; this Python body serves ``NUMBA_DISABLE_JIT=1``.
     """
-    for r in range(nq):
-        row = s[r]
-        if not okq[r]:
-            _zero(row)
-            seen[r] = False
-            continue
-        m, cnt = _masked_max(row, lo1[r], hi1[r], okk, koff, -np.inf, np.int64(0))
-        m, cnt = _masked_max(row, lo2[r], hi2[r], okk, koff, m, cnt)
-        if cnt == 0:                      # no allowed key seen: a fully masked row
-            _zero(row)
-            seen[r] = False
-            continue
-        seen[r] = True
-        _zero_outside(row, lo1[r], hi1[r], lo2[r], hi2[r])
-        # p = e^{α (s − m)} on the allowed entries
-        _exp_range(row, lo1[r], hi1[r], scale, m, 0.0, okk, koff, ibuf)
-        _exp_range(row, lo2[r], hi2[r], scale, m, 0.0, okk, koff, ibuf)
-        rm[r] = scale * m
-        # ℓ = Σ_c p_rc
-        rl[r] = _range_sum(row, lo1[r], hi1[r]) + _range_sum(row, lo2[r], hi2[r])
+    if st.dtype == np.float32:
+        _exp_cols_f32(st, a, c0, b, lo1, hi1, lo2, hi2, okq, okk, koff, ibuf)
+    else:
+        _exp_cols_f64(st, a, c0, b, lo1, hi1, lo2, hi2, okq, okk, koff, ibuf)
+
+
+@overload(_exp_cols, jit_options={"fastmath": _FASTMATH})
+def _exp_cols_overload(st, a, c0, b, lo1, hi1, lo2, hi2, okq, okk, koff, ibuf):
+    return _exp_cols_f32 if st.dtype == types.float32 else _exp_cols_f64
 
 
 @njit(**_JIT)
-def _probs_rows(s, nq, lo1, hi1, lo2, hi2, okq, okk, koff, scale, lse_rows, ibuf):
-    r"""Rebuild P from the scores and the forward's row log-sum-exp, in place:
-    :math:`P_{rc} = e^{\alpha s_{rc} - \mathrm{lse}_r}` on allowed entries, 0 elsewhere."""
+def _col_sum(st, ell):
+    r"""ℓ_r = Σ_c Sᵀ[c, r], accumulated over c in order (one lane per query)."""
+    nk, nq = st.shape
     for r in range(nq):
-        row = s[r]
-        if not okq[r]:
-            _zero(row)
-            continue
-        _zero_outside(row, lo1[r], hi1[r], lo2[r], hi2[r])
-        _exp_range(row, lo1[r], hi1[r], scale, 0.0, lse_rows[r], okk, koff, ibuf)
-        _exp_range(row, lo2[r], hi2[r], scale, 0.0, lse_rows[r], okk, koff, ibuf)
+        ell[r] = 0
+    for c in range(nk):
+        row = st[c]
+        for r in range(nq):
+            ell[r] += row[r]
 
 
 @njit(**_JIT)
-def _dscores(p, dp, nq, nk, delta_rows):
-    r"""dp ← P ⊙ (dP − δ) in place, :math:`\delta_r = \sum_e dO_{re} O_{re}` (minus the lse
+def _dscores(pt, dpt, delta_rows):
+    r"""dPᵀ ← Pᵀ ⊙ (dPᵀ − δ) in place, :math:`\delta_r = \sum_e dO_{re} O_{re}` (minus the lse
     cotangent). Entries with P = 0 become 0 (dP is finite)."""
-    for r in range(nq):
-        d = delta_rows[r]
-        for c in range(nk):
-            dp[r, c] = p[r, c] * (dp[r, c] - d)
+    nk, nq = pt.shape
+    for c in range(nk):
+        prow = pt[c]
+        drow = dpt[c]
+        for r in range(nq):
+            drow[r] = prow[r] * (drow[r] - delta_rows[r])
 
 
 # ---------------------------------------------------------------------------
-# Local pattern: |i − j| ≤ W (and j ≤ i when causal), query blocks of QB rows
+# Row ranges of the two layouts
 # ---------------------------------------------------------------------------
+# LOCAL: query block [i0, i1) of the sequence, keys [j0, j1) (contiguous in k and v).
+# GROUPS: group r = positions r, r + R, r + 2R, …, gathered into contiguous buffers; query
+# block [p0, p1) of the group, keys p' ∈ [0, n) (or [0, p1) when causal).
+
+LOCAL = 0
+GROUPS = 1
+
 
 @njit(**_JIT)
 def _local_block(T, W, causal, QB, blk):
@@ -315,132 +257,6 @@ def _local_ranges(i0, nq, j0, j1, W, causal, lo1, hi1, lo2, hi2):
         lo2[r] = hi1[r]
         hi2[r] = hi1[r]
 
-
-@njit(**_PJIT)
-def local_fwd(q, k, v, ok, H, W, causal, scale, QB, nchunk, out, lse, seen):
-    r"""Forward of local attention: out (BH, T, Dv), lse (BH, T) and seen (BH, T) filled.
-
-    .. math:: o_i = \frac{\sum_{j:\,|i-j| \le W} e^{\alpha s_{ij} - \alpha m_i} v_j}{\ell_i},
-              \qquad \mathrm{lse}_i = \alpha m_i + \log \ell_i
-    """
-    BH, T, D = q.shape
-    Dv = v.shape[2]
-    nblk = (T + QB - 1) // QB
-    ntask = BH * nblk
-    nkmax = min(T, QB + W if causal else QB + 2 * W)
-    for chunk in prange(nchunk):
-        c64 = np.int64(chunk)
-        sbuf = np.empty(QB * nkmax, q.dtype)
-        obuf = np.empty(QB * Dv, q.dtype)
-        ibuf = np.empty(nkmax, np.int64)
-        lo1 = np.empty(QB, np.int64)
-        hi1 = np.empty(QB, np.int64)
-        lo2 = np.empty(QB, np.int64)
-        hi2 = np.empty(QB, np.int64)
-        rm = np.empty(QB, np.float64)
-        rl = np.empty(QB, np.float64)
-        rseen = np.empty(QB, np.bool_)
-        for t in range(c64 * ntask // nchunk, (c64 + 1) * ntask // nchunk):
-            bh = t // nblk
-            b = bh // H
-            i0, i1, j0, j1 = _local_block(T, W, causal, QB, t - bh * nblk)
-            nq = i1 - i0
-            nk = j1 - j0
-            # S = Q_blk K_rngᵀ (unscaled; α is applied inside the exponential)
-            s = sbuf[:nq * nk].reshape((nq, nk))
-            np.dot(q[bh, i0:i1], k[bh, j0:j1].T, s)                 # (nq, nk)
-            _local_ranges(i0, nq, j0, j1, W, causal, lo1, hi1, lo2, hi2)
-            _softmax_rows(s, nq, lo1, hi1, lo2, hi2, ok[b, i0:i1], ok[b], j0, scale, ibuf,
-                          rm, rl, rseen)
-            # O_blk = P V_rng, then o_i = O_i / ℓ_i
-            o = obuf[:nq * Dv].reshape((nq, Dv))
-            np.dot(s, v[bh, j0:j1], o)                              # (nq, Dv)
-            ob = out[bh, i0:i1]                                     # (nq, Dv) view
-            for r in range(nq):
-                i = i0 + r
-                seen[bh, i] = rseen[r]
-                if rseen[r]:
-                    inv = 1.0 / rl[r]
-                    for e in range(Dv):
-                        ob[r, e] = o[r, e] * inv
-                    # lse_i = α m_i + log ℓ_i
-                    lse[bh, i] = rm[r] + math.log(rl[r])
-                else:
-                    _zero(ob[r])
-                    lse[bh, i] = 0
-
-
-@njit(**_PJIT)
-def local_bwd(q, k, v, ok, H, W, causal, scale, QB, nchunk, lse, delta, do, dq, dk, dv):
-    r"""Backward of local attention; dq is overwritten, dk and dv are *added to*.
-
-    .. math:: P_{ij} = e^{\alpha s_{ij} - \mathrm{lse}_i}, \quad dP = dO\,V^\top, \quad
-              dS = P \odot (dP - \delta), \quad dQ = \alpha\, dS\,K, \quad
-              dK = \alpha\, dS^\top Q, \quad dV = P^\top dO
-
-    Blocks are run in ``ncolor`` colours: blocks of one colour reach disjoint key ranges, so
-    the dK, dV updates of a colour never touch the same row.
-    """
-    BH, T, D = q.shape
-    Dv = v.shape[2]
-    nblk = (T + QB - 1) // QB
-    reach = QB + W if causal else QB + 2 * W
-    nkmax = min(T, reach)
-    # blocks b and b + c reach disjoint keys when c·QB ≥ reach
-    ncolor = min(nblk, (reach + QB - 1) // QB)
-    for color in range(ncolor):
-        nb_c = (nblk - color + ncolor - 1) // ncolor        # blocks of this colour per head
-        ntask = BH * nb_c
-        for chunk in prange(nchunk):
-            c64 = np.int64(chunk)
-            pbuf = np.empty(QB * nkmax, q.dtype)
-            dpbuf = np.empty(QB * nkmax, q.dtype)
-            gq = np.empty((QB, D), q.dtype)
-            gk = np.empty((nkmax, D), q.dtype)
-            gv = np.empty((nkmax, Dv), q.dtype)
-            ibuf = np.empty(nkmax, np.int64)
-            lo1 = np.empty(QB, np.int64)
-            hi1 = np.empty(QB, np.int64)
-            lo2 = np.empty(QB, np.int64)
-            hi2 = np.empty(QB, np.int64)
-            for t in range(c64 * ntask // nchunk, (c64 + 1) * ntask // nchunk):
-                bh = t // nb_c
-                b = bh // H
-                blk = color + (t - bh * nb_c) * ncolor
-                i0, i1, j0, j1 = _local_block(T, W, causal, QB, blk)
-                nq = i1 - i0
-                nk = j1 - j0
-                p = pbuf[:nq * nk].reshape((nq, nk))
-                dp = dpbuf[:nq * nk].reshape((nq, nk))
-                # S = Q_blk K_rngᵀ, then P_ij = e^{α s_ij − lse_i} on allowed entries
-                np.dot(q[bh, i0:i1], k[bh, j0:j1].T, p)
-                _local_ranges(i0, nq, j0, j1, W, causal, lo1, hi1, lo2, hi2)
-                _probs_rows(p, nq, lo1, hi1, lo2, hi2, ok[b, i0:i1], ok[b], j0, scale,
-                            lse[bh, i0:i1], ibuf)
-                # dP = dO_blk V_rngᵀ; dS = P ⊙ (dP − δ)
-                np.dot(do[bh, i0:i1], v[bh, j0:j1].T, dp)
-                _dscores(p, dp, nq, nk, delta[bh, i0:i1])
-                # dQ_blk = α dS K_rng
-                np.dot(dp, k[bh, j0:j1], gq[:nq])
-                dqb = dq[bh, i0:i1]                                 # (nq, D) view
-                for r in range(nq):
-                    for e in range(D):
-                        dqb[r, e] = scale * gq[r, e]
-                # dK_rng += α dSᵀ Q_blk ; dV_rng += Pᵀ dO_blk
-                np.dot(dp.T, q[bh, i0:i1], gk[:nk])
-                np.dot(p.T, do[bh, i0:i1], gv[:nk])
-                dkb = dk[bh, j0:j1]                                 # (nk, D) view
-                dvb = dv[bh, j0:j1]                                 # (nk, Dv) view
-                for c in range(nk):
-                    for e in range(D):
-                        dkb[c, e] += scale * gk[c, e]
-                    for e in range(Dv):
-                        dvb[c, e] += gv[c, e]
-
-
-# ---------------------------------------------------------------------------
-# Atrous groups: positions j = r + p·R; attention over p inside each group
-# ---------------------------------------------------------------------------
 
 @njit(**_JIT)
 def _group_ranges(p0, nq, n, gap, causal, lo1, hi1, lo2, hi2):
@@ -465,8 +281,8 @@ def _group_ranges(p0, nq, n, gap, causal, lo1, hi1, lo2, hi2):
 
 
 @njit(**_JIT)
-def _gather_group(x, bh, r, R, n, g):
-    """g[p] ← x[bh, r + p·R] for p < n (the group's rows made contiguous)."""
+def _gather_rows(x, bh, r, R, n, g):
+    """g[p] ← x[bh, r + p·R] for p < n (the rows of group r made contiguous)."""
     E = x.shape[2]
     for p in range(n):
         src = x[bh, r + p * R]
@@ -475,174 +291,268 @@ def _gather_group(x, bh, r, R, n, g):
             dst[e] = src[e]
 
 
+@njit(**_JIT)
+def _n_tasks(layout, BH, T, P, QB, causal):
+    """Tasks per head: query blocks (LOCAL) or groups (GROUPS), and the key buffer length."""
+    if layout == LOCAL:
+        return (T + QB - 1) // QB, min(T, QB + P if causal else QB + 2 * P)
+    return min(P, T), (T + P - 1) // P
+
+
+# ---------------------------------------------------------------------------
+# Forward
+# ---------------------------------------------------------------------------
+
+@njit(**_JIT)
+def _fwd_block(qb, kr, vr, okq, okk, koff, lo1, hi1, lo2, hi2, scale, merge,
+               sbuf, obuf, qtbuf, ibuf, zeros, rm, rl, cnt, out, lse, seen, bh, row0, rstride):
+    r"""One query block: scores, weights, output rows ``row0 + rr·rstride`` of head ``bh``.
+
+    .. math:: S^\top = K_{rng} Q_{blk}^\top, \qquad p_{rc} = e^{\alpha (s_{rc} - m_r)}, \qquad
+              o_r = \frac{\sum_c p_{rc} v_c}{\ell_r}, \qquad \mathrm{lse}_r = \alpha m_r + \log \ell_r
+
+    With ``merge`` (the far part of the sparse pattern), rows that the local pass already
+    filled are combined in log-sum-exp form:
+    :math:`\mathrm{lse} = \log(e^{\mathrm{lse}_A} + e^{\mathrm{lse}_B})`,
+    :math:`o = e^{\mathrm{lse}_A - \mathrm{lse}} o_A + e^{\mathrm{lse}_B - \mathrm{lse}} o_B`.
+    """
+    nq, D = qb.shape
+    nk = kr.shape[0]
+    Dv = vr.shape[1]
+    # Sᵀ = K_rng Q_blkᵀ: both operands row-major, BLAS's fastest layout (Q_blk is copied
+    # transposed, nq·D numbers); α is applied inside the exponential
+    qt = qtbuf[:D * nq].reshape((D, nq))
+    _transpose_into(qb, qt)
+    st = sbuf[:nk * nq].reshape((nk, nq))
+    np.dot(kr, qt, st)                                            # (nk, nq)
+    # m_r = max allowed s_rc;  p_rc = e^{α (s_rc − m_r)};  ℓ_r = Σ_c p_rc
+    _col_max(st, lo1, hi1, lo2, hi2, okq, okk, koff, rm, cnt)
+    _exp_cols(st, scale, rm, zeros, lo1, hi1, lo2, hi2, okq, okk, koff, ibuf)
+    _col_sum(st, rl)
+    # O_blk = P V_rng (unnormalised)
+    o = obuf[:nq * Dv].reshape((nq, Dv))
+    np.dot(st.T, vr, o)                                           # (nq, Dv)
+    for rr in range(nq):
+        i = row0 + rr * rstride
+        orow = out[bh, i]
+        has_keys = cnt[rr] > 0                                    # some allowed key was seen
+        lse_b = scale * rm[rr] + math.log(rl[rr]) if has_keys else 0.0
+        if merge and seen[bh, i]:
+            if has_keys:
+                # the local part A (normalised o_A, lse_A) merged with this part B
+                lse_a = lse[bh, i]
+                mx = max(lse_a, lse_b)
+                tot = mx + math.log(math.exp(lse_a - mx) + math.exp(lse_b - mx))
+                wa = math.exp(lse_a - tot)
+                wb = math.exp(scale * rm[rr] - tot)               # = e^{lse_B − lse} / ℓ_B
+                for e in range(Dv):
+                    orow[e] = wa * orow[e] + wb * o[rr, e]
+                lse[bh, i] = tot
+        elif has_keys:
+            # o_i = O_i / ℓ_i ;  lse_i = α m_i + log ℓ_i
+            inv = 1.0 / rl[rr]
+            for e in range(Dv):
+                orow[e] = o[rr, e] * inv
+            lse[bh, i] = lse_b
+            seen[bh, i] = True
+        elif not merge:
+            _zero(orow)                                           # no allowed key: 0 (D4)
+            lse[bh, i] = 0
+            seen[bh, i] = False
+
+
 @njit(**_PJIT)
-def group_fwd(q, k, v, ok, H, R, gap, causal, merge, scale, QB, nchunk, out, lse, seen):
-    r"""Forward over the R atrous groups (one task per (head, group)).
+def attend_fwd(q, k, v, ok, H, layout, P, gap, causal, merge, scale, QB, nchunk, out, lse, seen):
+    r"""Forward of a pattern in one layout: fills out (BH, T, Dv), lse (BH, T), seen (BH, T).
 
-    With ``merge=False`` it writes the atrous output: within group r,
-    :math:`o_p = \sum_{p'} \mathrm{softmax}_{p'}(\alpha\, q_p \cdot k_{p'})\, v_{p'}`.
-    With ``merge=True`` (the sparse pattern) ``out``, ``lse`` and ``seen`` already hold the
-    local pass, and the group's keys (minus |p − p'| < gap) are merged in log-sum-exp form:
-
-    .. math:: \mathrm{lse} = \log(e^{\mathrm{lse}_A} + e^{\mathrm{lse}_B}), \qquad
-              o = e^{\mathrm{lse}_A - \mathrm{lse}}\, o_A + e^{\mathrm{lse}_B - \mathrm{lse}}\, o_B
+    LOCAL: local(W = P) attention, one task per query block. GROUPS: atrous(R = P) attention,
+    one task per (head, group); with ``gap = 2, merge = True`` the group keys beyond distance
+    R are merged into what the LOCAL pass wrote (the sparse pattern). ``prange`` runs over
+    chunks of independent tasks; each output row is written by exactly one task.
     """
     BH, T, D = q.shape
     Dv = v.shape[2]
-    ngroup = min(R, T)
+    nper, nkmax = _n_tasks(layout, BH, T, P, QB, causal)
+    ntask = BH * nper
     zero = np.int64(0)
-    nmax = (T + R - 1) // R
-    ntask = BH * ngroup
     for chunk in prange(nchunk):
         c64 = np.int64(chunk)
-        gq = np.empty((nmax, D), q.dtype)
-        gk = np.empty((nmax, D), q.dtype)
-        gv = np.empty((nmax, Dv), q.dtype)
-        gok = np.empty(nmax, np.bool_)
-        sbuf = np.empty(QB * nmax, q.dtype)
+        sbuf = np.empty(QB * nkmax, q.dtype)
         obuf = np.empty(QB * Dv, q.dtype)
-        ibuf = np.empty(nmax, np.int64)
+        ibuf = np.empty(QB, np.int64)
         lo1 = np.empty(QB, np.int64)
         hi1 = np.empty(QB, np.int64)
         lo2 = np.empty(QB, np.int64)
         hi2 = np.empty(QB, np.int64)
+        qtbuf = np.empty(QB * D, q.dtype)
+        zeros = np.zeros(QB, np.float64)
         rm = np.empty(QB, np.float64)
         rl = np.empty(QB, np.float64)
-        rseen = np.empty(QB, np.bool_)
+        cnt = np.empty(QB, np.int64)
+        nbuf = nkmax if layout == GROUPS else 0
+        gq = np.empty((nbuf, D), q.dtype)
+        gk = np.empty((nbuf, D), q.dtype)
+        gv = np.empty((nbuf, Dv), q.dtype)
+        gok = np.empty(nbuf, np.bool_)
         for t in range(c64 * ntask // nchunk, (c64 + 1) * ntask // nchunk):
-            bh = t // ngroup
+            bh = t // nper
             b = bh // H
-            r = t - bh * ngroup
-            n = (T - 1 - r) // R + 1                              # group length
-            _gather_group(q, bh, r, R, n, gq)
-            _gather_group(k, bh, r, R, n, gk)
-            _gather_group(v, bh, r, R, n, gv)
-            for p in range(n):
-                gok[p] = ok[b, r + p * R]
-            for p0 in range(0, n, QB):
-                p1 = min(n, p0 + QB)
-                nq = p1 - p0
-                nk = p1 if causal else n
-                # S = Q_grp[p0:p1] K_grpᵀ
-                s = sbuf[:nq * nk].reshape((nq, nk))
-                np.dot(gq[p0:p1], gk[:nk].T, s)                   # (nq, nk)
-                _group_ranges(p0, nq, n, gap, causal, lo1, hi1, lo2, hi2)
-                _softmax_rows(s, nq, lo1, hi1, lo2, hi2, gok[p0:p1], gok, zero, scale, ibuf,
-                              rm, rl, rseen)
-                o = obuf[:nq * Dv].reshape((nq, Dv))
-                np.dot(s, gv[:nk], o)                             # (nq, Dv)
-                for rr in range(nq):
-                    i = r + (p0 + rr) * R
-                    orow = out[bh, i]
-                    if merge and seen[bh, i]:
-                        if rseen[rr]:
-                            # merge the local part A (normalised o_A, lse_A) with this part B
-                            lse_b = rm[rr] + math.log(rl[rr])
-                            lse_a = lse[bh, i]
-                            mx = max(lse_a, lse_b)
-                            tot = mx + math.log(math.exp(lse_a - mx) + math.exp(lse_b - mx))
-                            wa = math.exp(lse_a - tot)
-                            wb = math.exp(rm[rr] - tot)           # = e^{lse_B − lse} / ℓ_B
-                            for e in range(Dv):
-                                orow[e] = wa * orow[e] + wb * o[rr, e]
-                            lse[bh, i] = tot
-                    elif rseen[rr]:
-                        inv = 1.0 / rl[rr]
-                        for e in range(Dv):
-                            orow[e] = o[rr, e] * inv
-                        lse[bh, i] = rm[rr] + math.log(rl[rr])
-                        seen[bh, i] = True
-                    elif not merge:
-                        _zero(orow)
-                        lse[bh, i] = 0
-                        seen[bh, i] = False
+            if layout == LOCAL:
+                i0, i1, j0, j1 = _local_block(T, P, causal, QB, t - bh * nper)
+                _local_ranges(i0, i1 - i0, j0, j1, P, causal, lo1, hi1, lo2, hi2)
+                _fwd_block(q[bh, i0:i1], k[bh, j0:j1], v[bh, j0:j1], ok[b, i0:i1], ok[b], j0,
+                           lo1, hi1, lo2, hi2, scale, merge, sbuf, obuf, qtbuf, ibuf, zeros, rm, rl, cnt,
+                           out, lse, seen, bh, i0, np.int64(1))
+            else:
+                r = t - bh * nper
+                n = (T - 1 - r) // P + 1                          # length of group r
+                _gather_rows(q, bh, r, P, n, gq)
+                _gather_rows(k, bh, r, P, n, gk)
+                _gather_rows(v, bh, r, P, n, gv)
+                for p in range(n):
+                    gok[p] = ok[b, r + p * P]
+                for p0 in range(0, n, QB):
+                    p1 = min(n, p0 + QB)
+                    nk = p1 if causal else n
+                    _group_ranges(p0, p1 - p0, n, gap, causal, lo1, hi1, lo2, hi2)
+                    _fwd_block(gq[p0:p1], gk[:nk], gv[:nk], gok[p0:p1], gok, zero,
+                               lo1, hi1, lo2, hi2, scale, merge, sbuf, obuf, qtbuf, ibuf, zeros, rm,
+                               rl, cnt, out, lse, seen, bh, r + p0 * P, P)
+
+
+# ---------------------------------------------------------------------------
+# Backward
+# ---------------------------------------------------------------------------
+
+@njit(**_JIT)
+def _bwd_block(qb, kr, vr, dob, okq, okk, koff, lo1, hi1, lo2, hi2, scale, lse_rows, delta_rows,
+               pbuf, dpbuf, qtbuf, dotbuf, ibuf, zeros, tq, tk, tv, dkr, dvr):
+    r"""One query block of the VJP. Leaves dQ_blk/α in ``tq`` and *adds* into dkr, dvr:
+
+    .. math:: P = e^{\alpha S - \mathrm{lse}}, \quad dP = dO\,V^\top, \quad
+              dS = P \odot (dP - \delta), \quad dQ = \alpha\, dS\,K, \quad
+              dK \mathrel{+}= \alpha\, dS^\top Q, \quad dV \mathrel{+}= P^\top dO
+
+    computed transposed (Sᵀ = K Qᵀ, dPᵀ = V dOᵀ, dK = dSᵀ Q, dV = Pᵀ dO, dQ = (dSᵀ)ᵀ K), so that
+    every product has row-major operands.
+    """
+    nq, D = qb.shape
+    nk = kr.shape[0]
+    Dv = vr.shape[1]
+    qt = qtbuf[:D * nq].reshape((D, nq))
+    dot = dotbuf[:Dv * nq].reshape((Dv, nq))
+    _transpose_into(qb, qt)
+    _transpose_into(dob, dot)
+    pt = pbuf[:nk * nq].reshape((nk, nq))
+    dpt = dpbuf[:nk * nq].reshape((nk, nq))
+    # Sᵀ = K_rng Q_blkᵀ, then P_rc = e^{α s_rc − lse_r} on the allowed entries
+    np.dot(kr, qt, pt)
+    _exp_cols(pt, scale, zeros, lse_rows, lo1, hi1, lo2, hi2, okq, okk, koff, ibuf)
+    # dPᵀ = V_rng dO_blkᵀ ;  dS = P ⊙ (dP − δ)
+    np.dot(vr, dot, dpt)
+    _dscores(pt, dpt, delta_rows)
+    # dQ_blk / α = dS K_rng
+    np.dot(dpt.T, kr, tq[:nq])
+    # dK_rng += α dSᵀ Q_blk ;  dV_rng += Pᵀ dO_blk
+    np.dot(dpt, qb, tk[:nk])
+    np.dot(pt, dob, tv[:nk])
+    for c in range(nk):
+        for e in range(D):
+            dkr[c, e] += scale * tk[c, e]
+        for e in range(Dv):
+            dvr[c, e] += tv[c, e]
 
 
 @njit(**_PJIT)
-def group_bwd(q, k, v, ok, H, R, gap, causal, scale, QB, nchunk, lse, delta, do, dq, dk, dv):
-    r"""Backward over the atrous groups; *adds* into dq, dk and dv (one task per (head, group),
-    which owns every row of its group, so no two threads write the same row).
+def attend_bwd(q, k, v, ok, H, layout, P, gap, causal, scale, QB, nchunk, lse, delta, do,
+               dq, dk, dv):
+    r"""Backward of :func:`attend_fwd` for one layout; *adds* into dq, dk and dv.
 
-    .. math:: dS = P \odot (dP - \delta), \quad dQ \mathrel{+}= \alpha\, dS\,K, \quad
-              dK \mathrel{+}= \alpha\, dS^\top Q, \quad dV \mathrel{+}= P^\top dO
+    LOCAL: blocks run in ``ncolor`` colours; blocks of one colour reach disjoint key ranges
+    (b and b + c do when c·QB ≥ the reach QB + 2W), so their dK, dV updates never touch the
+    same row. GROUPS: one task per (head, group), which owns every row of its group.
     """
     BH, T, D = q.shape
     Dv = v.shape[2]
-    ngroup = min(R, T)
+    nper, nkmax = _n_tasks(layout, BH, T, P, QB, causal)
+    ncolor = min(nper, (nkmax + QB - 1) // QB) if layout == LOCAL else 1
     zero = np.int64(0)
-    nmax = (T + R - 1) // R
-    ntask = BH * ngroup
-    for chunk in prange(nchunk):
-        c64 = np.int64(chunk)
-        gq = np.empty((nmax, D), q.dtype)
-        gk = np.empty((nmax, D), q.dtype)
-        gv = np.empty((nmax, Dv), q.dtype)
-        gdo = np.empty((nmax, Dv), q.dtype)
-        gdk = np.empty((nmax, D), q.dtype)
-        gdv = np.empty((nmax, Dv), q.dtype)
-        tk = np.empty((nmax, D), q.dtype)
-        tv = np.empty((nmax, Dv), q.dtype)
-        tq = np.empty((QB, D), q.dtype)
-        glse = np.empty(nmax, lse.dtype)
-        gdelta = np.empty(nmax, delta.dtype)
-        gok = np.empty(nmax, np.bool_)
-        pbuf = np.empty(QB * nmax, q.dtype)
-        dpbuf = np.empty(QB * nmax, q.dtype)
-        ibuf = np.empty(nmax, np.int64)
-        lo1 = np.empty(QB, np.int64)
-        hi1 = np.empty(QB, np.int64)
-        lo2 = np.empty(QB, np.int64)
-        hi2 = np.empty(QB, np.int64)
-        for t in range(c64 * ntask // nchunk, (c64 + 1) * ntask // nchunk):
-            bh = t // ngroup
-            b = bh // H
-            r = t - bh * ngroup
-            n = (T - 1 - r) // R + 1
-            _gather_group(q, bh, r, R, n, gq)
-            _gather_group(k, bh, r, R, n, gk)
-            _gather_group(v, bh, r, R, n, gv)
-            _gather_group(do, bh, r, R, n, gdo)
-            for p in range(n):
-                i = r + p * R
-                gok[p] = ok[b, i]
-                glse[p] = lse[bh, i]
-                gdelta[p] = delta[bh, i]
-            for p in range(n):
-                _zero(gdk[p])
-                _zero(gdv[p])
-            for p0 in range(0, n, QB):
-                p1 = min(n, p0 + QB)
-                nq = p1 - p0
-                nk = p1 if causal else n
-                pm = pbuf[:nq * nk].reshape((nq, nk))
-                dp = dpbuf[:nq * nk].reshape((nq, nk))
-                np.dot(gq[p0:p1], gk[:nk].T, pm)
-                _group_ranges(p0, nq, n, gap, causal, lo1, hi1, lo2, hi2)
-                _probs_rows(pm, nq, lo1, hi1, lo2, hi2, gok[p0:p1], gok, zero, scale,
-                            glse[p0:p1], ibuf)
-                np.dot(gdo[p0:p1], gv[:nk].T, dp)
-                _dscores(pm, dp, nq, nk, gdelta[p0:p1])
-                # dQ rows of this block: α dS K_grp
-                np.dot(dp, gk[:nk], tq[:nq])
-                for rr in range(nq):
-                    dqrow = dq[bh, r + (p0 + rr) * R]
-                    for e in range(D):
-                        dqrow[e] += scale * tq[rr, e]
-                # dK_grp += dSᵀ Q_blk ; dV_grp += Pᵀ dO_blk (α applied when scattering)
-                np.dot(dp.T, gq[p0:p1], tk[:nk])
-                np.dot(pm.T, gdo[p0:p1], tv[:nk])
-                for c in range(nk):
-                    for e in range(D):
-                        gdk[c, e] += tk[c, e]
-                    for e in range(Dv):
-                        gdv[c, e] += tv[c, e]
-            for p in range(n):
-                dkrow = dk[bh, r + p * R]
-                dvrow = dv[bh, r + p * R]
-                for e in range(D):
-                    dkrow[e] += scale * gdk[p, e]
-                for e in range(Dv):
-                    dvrow[e] += gdv[p, e]
+    for color in range(ncolor):
+        nb_c = (nper - color + ncolor - 1) // ncolor              # tasks of this colour per head
+        ntask = BH * nb_c
+        for chunk in prange(nchunk):
+            c64 = np.int64(chunk)
+            pbuf = np.empty(QB * nkmax, q.dtype)
+            dpbuf = np.empty(QB * nkmax, q.dtype)
+            qtbuf = np.empty(QB * D, q.dtype)
+            dotbuf = np.empty(QB * Dv, q.dtype)
+            zeros = np.zeros(QB, np.float64)
+            ibuf = np.empty(QB, np.int64)
+            tq = np.empty((QB, D), q.dtype)
+            tk = np.empty((nkmax, D), q.dtype)
+            tv = np.empty((nkmax, Dv), q.dtype)
+            lo1 = np.empty(QB, np.int64)
+            hi1 = np.empty(QB, np.int64)
+            lo2 = np.empty(QB, np.int64)
+            hi2 = np.empty(QB, np.int64)
+            nbuf = nkmax if layout == GROUPS else 0
+            gq = np.empty((nbuf, D), q.dtype)
+            gk = np.empty((nbuf, D), q.dtype)
+            gv = np.empty((nbuf, Dv), q.dtype)
+            gdo = np.empty((nbuf, Dv), q.dtype)
+            gdk = np.empty((nbuf, D), q.dtype)
+            gdv = np.empty((nbuf, Dv), q.dtype)
+            glse = np.empty(nbuf, lse.dtype)
+            gdelta = np.empty(nbuf, delta.dtype)
+            gok = np.empty(nbuf, np.bool_)
+            for t in range(c64 * ntask // nchunk, (c64 + 1) * ntask // nchunk):
+                bh = t // nb_c
+                b = bh // H
+                tt = color + (t - bh * nb_c) * ncolor
+                if layout == LOCAL:
+                    i0, i1, j0, j1 = _local_block(T, P, causal, QB, tt)
+                    _local_ranges(i0, i1 - i0, j0, j1, P, causal, lo1, hi1, lo2, hi2)
+                    _bwd_block(q[bh, i0:i1], k[bh, j0:j1], v[bh, j0:j1], do[bh, i0:i1],
+                               ok[b, i0:i1], ok[b], j0, lo1, hi1, lo2, hi2, scale,
+                               lse[bh, i0:i1], delta[bh, i0:i1], pbuf, dpbuf, qtbuf, dotbuf, ibuf,
+                               zeros, tq, tk, tv, dk[bh, j0:j1], dv[bh, j0:j1])
+                    dqb = dq[bh, i0:i1]
+                    for rr in range(i1 - i0):
+                        for e in range(D):
+                            dqb[rr, e] += scale * tq[rr, e]
+                else:
+                    r = tt
+                    n = (T - 1 - r) // P + 1
+                    _gather_rows(q, bh, r, P, n, gq)
+                    _gather_rows(k, bh, r, P, n, gk)
+                    _gather_rows(v, bh, r, P, n, gv)
+                    _gather_rows(do, bh, r, P, n, gdo)
+                    for pp in range(n):
+                        i = r + pp * P
+                        gok[pp] = ok[b, i]
+                        glse[pp] = lse[bh, i]
+                        gdelta[pp] = delta[bh, i]
+                        _zero(gdk[pp])
+                        _zero(gdv[pp])
+                    for p0 in range(0, n, QB):
+                        p1 = min(n, p0 + QB)
+                        nk = p1 if causal else n
+                        _group_ranges(p0, p1 - p0, n, gap, causal, lo1, hi1, lo2, hi2)
+                        _bwd_block(gq[p0:p1], gk[:nk], gv[:nk], gdo[p0:p1], gok[p0:p1], gok, zero,
+                                   lo1, hi1, lo2, hi2, scale, glse[p0:p1], gdelta[p0:p1],
+                                   pbuf, dpbuf, qtbuf, dotbuf, ibuf, zeros, tq, tk, tv, gdk[:nk],
+                                   gdv[:nk])
+                        for rr in range(p1 - p0):
+                            dqrow = dq[bh, r + (p0 + rr) * P]
+                            for e in range(D):
+                                dqrow[e] += scale * tq[rr, e]
+                    for pp in range(n):
+                        dkrow = dk[bh, r + pp * P]
+                        dvrow = dv[bh, r + pp * P]
+                        for e in range(D):
+                            dkrow[e] += gdk[pp, e]
+                        for e in range(Dv):
+                            dvrow[e] += gdv[pp, e]
 
 
 # ---------------------------------------------------------------------------
