@@ -198,20 +198,20 @@ def torch_sdpa_pair(pattern, q, k, v, u):
 
 
 def torch_flex_fwd(pattern, q, k, v):
-    """torch.compile'd flex_attention with a block mask built with _compile=True (no T² array)."""
+    """torch.compile'd flex_attention with a block mask built by a compiled create_block_mask
+    (no T² array)."""
     global _FLEX
     import torch
     from torch.nn.attention.flex_attention import create_block_mask, flex_attention
     if _FLEX is None:
-        _FLEX = torch.compile(flex_attention, dynamic=False)
+        _FLEX = (torch.compile(flex_attention, dynamic=False), torch.compile(create_block_mask))
     B, H, T, _ = q.shape
-    bm = create_block_mask(torch_mask_mod(pattern), B=None, H=None, Q_LEN=T, KV_LEN=T,
-                           device="cpu", _compile=True)
+    bm = _FLEX[1](torch_mask_mod(pattern), None, None, T, T, device="cpu")
     tq, tk, tv = (torch.from_numpy(x) for x in (q, k, v))
 
     def fwd():
         with torch.no_grad():
-            return _FLEX(tq, tk, tv, block_mask=bm)
+            return _FLEX[0](tq, tk, tv, block_mask=bm)
     return fwd
 
 

@@ -273,6 +273,29 @@ def test_extreme_scores_stay_finite(rng, fn):
     assert np.all(out >= v.min(axis=2, keepdims=True) - 1e-12)
 
 
+@pytest.mark.parametrize("fn, ref_fn", [(fast.atrous_attention, ref.atrous_attention),
+                                        (fast.local_attention, ref.local_attention),
+                                        (fast.sparse_attention, ref.sparse_attention)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_padded_keys_with_the_largest_scores_are_ignored(rng, fn, ref_fn, dtype):
+    """Padded keys whose scores exceed every allowed score by ~1e4 (α·s − m ≫ 709, where a
+    naive exponential overflows) must still get weight 0: values and gradients as the oracle's."""
+    q, k, v = _qkv(rng, B=1, H=2, T=24, D=4)
+    mask = np.ones((1, 24), bool)
+    mask[0, 5::4] = False
+    q[..., 0] = 50.0
+    k[:, :, ~mask[0], 0] = 400.0                 # padded keys: scores ≈ 50·400/2 = 1e4
+    args = [x.astype(dtype) for x in (q, k, v)]
+    out = fn(*args, 3, mask=mask)
+    np.testing.assert_allclose(out, ref_fn(q, k, v, 3, mask=mask), rtol=1e-5, atol=1e-6)
+    u = rng.standard_normal(v.shape)
+    g_twin = grad(lambda x: anp.sum(fn(x[0], x[1], x[2], 3, mask=mask) * u))(tuple(args))
+    g_ref = grad(lambda x: anp.sum(ref_fn(x[0], x[1], x[2], 3, mask=mask) * u))((q, k, v))
+    for a, b in zip(g_twin, g_ref):
+        assert np.all(np.isfinite(a))
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+
+
 def test_float32_is_computed_in_float32(rng):
     """float32 in, float32 out, and the rounding error is float32-sized (≫ float64's)."""
     q, k, v = _qkv(rng, B=1, H=2, T=200, D=16, Dv=8)

@@ -184,12 +184,13 @@ def _forward(kind, q, k, v, param, causal, ok):
     with _one_blas_thread():
         if kind in ("local", "sparse"):
             # local(W), or the local(R) part of sparse(R)
-            _kern.local_fwd(qf, kf, vf, ok, H, P, causal, scale, QB_LOCAL, _nchunk(), out, lse, seen)
+            _kern.attend_fwd(qf, kf, vf, ok, H, _kern.LOCAL, P, 0, causal, False, scale, QB_LOCAL,
+                             _nchunk(), out, lse, seen)
         if kind in ("atrous", "sparse"):
             # atrous(R); for sparse(R), the group keys beyond distance R merged into the local part
             gap = 2 if kind == "sparse" else 0
-            _kern.group_fwd(qf, kf, vf, ok, H, P, gap, causal, kind == "sparse", scale, QB_GROUP,
-                            _nchunk(), out, lse, seen)
+            _kern.attend_fwd(qf, kf, vf, ok, H, _kern.GROUPS, P, gap, causal, kind == "sparse", scale,
+                             QB_GROUP, _nchunk(), out, lse, seen)
     rd = _result_dtype(q, k, v)
     return out.reshape(B, H, T, Dv).astype(rd, copy=False), lse.reshape(B, H, T)
 
@@ -214,12 +215,12 @@ def _backward(kind, q, k, v, param, causal, ok, out, lse, g_out, g_lse):
     P = min(param, T)
     with _one_blas_thread():
         if kind in ("local", "sparse"):
-            _kern.local_bwd(qf, kf, vf, ok, H, P, causal, scale, QB_LOCAL, _nchunk(), lsef, delta,
-                            do, dq, dk, dv)
+            _kern.attend_bwd(qf, kf, vf, ok, H, _kern.LOCAL, P, 0, causal, scale, QB_LOCAL, _nchunk(),
+                             lsef, delta, do, dq, dk, dv)
         if kind in ("atrous", "sparse"):
             gap = 2 if kind == "sparse" else 0
-            _kern.group_bwd(qf, kf, vf, ok, H, P, gap, causal, scale, QB_GROUP, _nchunk(), lsef,
-                            delta, do, dq, dk, dv)
+            _kern.attend_bwd(qf, kf, vf, ok, H, _kern.GROUPS, P, gap, causal, scale, QB_GROUP,
+                             _nchunk(), lsef, delta, do, dq, dk, dv)
     return (dq.reshape(B, H, T, D), dk.reshape(B, H, T, D), dv.reshape(B, H, T, Dv))
 
 
