@@ -37,8 +37,10 @@ used as a guard.
 import math
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, prange, types
-from numba.extending import overload
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
 
 from kexue_ref.kernels import _config
 
@@ -61,6 +63,88 @@ _F32_HALF = np.float32(0.5)
 _F32_ONE = np.float32(1.0)
 _F32_ZERO = np.float32(0.0)
 _F32_C3, _F32_C4, _F32_C5, _F32_C6, _F32_C7 = (np.float32(1.0 / math.factorial(n)) for n in range(3, 8))
+
+
+# ---------------------------------------------------------------------------
+# Accumulating matrix products: BLAS ?gemm with alpha and beta
+# ---------------------------------------------------------------------------
+# ``np.dot(a, b, out)`` overwrites ``out``; the VJP wants dK_rng += α dSᵀ Q_blk and the like.
+# :func:`_gemm` calls the same BLAS entry point as numba's ``np.dot`` (``numba_xxgemm``, SciPy's
+# ?gemm), with alpha, beta and leading dimensions, so products accumulate in place and may
+# write into strided row views (the rows of one atrous group inside dq).
+
+@intrinsic
+def _xxgemm(typingctx, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+    """Column-major ?gemm: c ← alpha·op(a)·op(b) + beta·c (``numba_xxgemm``); returns 0 on success."""
+    sig = types.int32(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+
+    def codegen(context, builder, sig, args):
+        ta, tb, m_, n_, k_, al, av, lda_, bv, ldb_, be, cv, ldc_ = args
+        dtype = sig.args[6].dtype
+        ll_char = ir.IntType(8)
+        intp = context.get_value_type(types.intp)
+        voidp = cgutils.voidptr_t
+        fnty = ir.FunctionType(ir.IntType(32), [ll_char, ll_char, ll_char, intp, intp, intp,
+                                                voidp, voidp, intp, voidp, intp, voidp, voidp, intp])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
+        kind = ir.Constant(ll_char, ord("s" if dtype == types.float32 else "d"))
+
+        def flag(t):
+            return builder.select(builder.icmp_signed("!=", t, t.type(0)),
+                                  ir.Constant(ll_char, ord("t")), ir.Constant(ll_char, ord("n")))
+
+        def slot(x):
+            return builder.bitcast(cgutils.alloca_once_value(
+                builder, context.cast(builder, x, types.float64, dtype)), voidp)
+
+        def data(arr_t, arr_v):
+            return builder.bitcast(context.make_array(arr_t)(context, builder, arr_v).data, voidp)
+
+        return builder.call(fn, [kind, flag(ta), flag(tb), m_, n_, k_, slot(al),
+                                 data(sig.args[6], av), lda_, data(sig.args[8], bv), ldb_,
+                                 slot(be), data(sig.args[11], cv), ldc_])
+    return sig, codegen
+
+
+def _gemm(a, b, c, ta, tb, alpha, beta):
+    r"""c ← α·op(a)·op(b) + β·c for 2-D arrays with unit stride along their rows.
+
+    .. math:: C \leftarrow \alpha\, \mathrm{op}(A)\, \mathrm{op}(B) + \beta\, C, \qquad
+              \mathrm{op}(X) = X \text{ or } X^\top
+
+    Row-major C = op(A) op(B) is column-major Cᵀ = op(B)ᵀ op(A)ᵀ, so BLAS gets the operands
+    swapped; leading dimensions come from the row strides. This Python body serves
+    ``NUMBA_DISABLE_JIT=1``; compiled code uses the overload below.
+    """
+    x = a.T if ta else a
+    y = b.T if tb else b
+    c[...] = alpha * np.dot(x, y) + beta * c
+
+
+@overload(_gemm, jit_options={"fastmath": _FASTMATH})
+def _gemm_overload(a, b, c, ta, tb, alpha, beta):
+    def impl(a, b, c, ta, tb, alpha, beta):
+        M, N = c.shape
+        K = a.shape[0] if ta else a.shape[1]
+        if (a.strides[1] != a.itemsize or b.strides[1] != b.itemsize or c.strides[1] != c.itemsize
+                or (b.shape[1] if tb else b.shape[0]) != K or (a.shape[1] if ta else a.shape[0]) != M
+                or (b.shape[0] if tb else b.shape[1]) != N):
+            raise ValueError("_gemm: operands must be row-major with conformable shapes")
+        if M == 0 or N == 0:
+            return
+        # BLAS needs leading dimensions ≥ 1 even for an empty or single row
+        lda = max(a.strides[0] // a.itemsize, a.shape[1], 1)
+        ldb = max(b.strides[0] // b.itemsize, b.shape[1], 1)
+        ldc = max(c.strides[0] // c.itemsize, N, 1)
+        if K == 0:
+            for i in range(M):
+                for j in range(N):
+                    c[i, j] = beta * c[i, j]
+            return
+        status = _xxgemm(tb, ta, N, M, K, alpha, b, ldb, a, lda, beta, c, ldc)
+        if status != 0:
+            raise RuntimeError("BLAS ?gemm is not available (SciPy's cython_blas)")
+    return impl
 
 
 # ---------------------------------------------------------------------------
@@ -426,8 +510,8 @@ def attend_fwd(q, k, v, ok, H, layout, P, gap, causal, merge, scale, QB, nchunk,
 
 @njit(**_JIT)
 def _bwd_block(qb, kr, vr, dob, okq, okk, koff, lo1, hi1, lo2, hi2, scale, lse_rows, delta_rows,
-               pbuf, dpbuf, qtbuf, dotbuf, ibuf, zeros, tq, tk, tv, dkr, dvr):
-    r"""One query block of the VJP. Leaves dQ_blk/α in ``tq`` and *adds* into dkr, dvr:
+               pbuf, dpbuf, qtbuf, dotbuf, ibuf, zeros, dqb, dkr, dvr):
+    r"""One query block of the VJP; *adds* into the row views dqb, dkr and dvr:
 
     .. math:: P = e^{\alpha S - \mathrm{lse}}, \quad dP = dO\,V^\top, \quad
               dS = P \odot (dP - \delta), \quad dQ = \alpha\, dS\,K, \quad
@@ -451,16 +535,10 @@ def _bwd_block(qb, kr, vr, dob, okq, okk, koff, lo1, hi1, lo2, hi2, scale, lse_r
     # dPᵀ = V_rng dO_blkᵀ ;  dS = P ⊙ (dP − δ)
     np.dot(vr, dot, dpt)
     _dscores(pt, dpt, delta_rows)
-    # dQ_blk / α = dS K_rng
-    np.dot(dpt.T, kr, tq[:nq])
-    # dK_rng += α dSᵀ Q_blk ;  dV_rng += Pᵀ dO_blk
-    np.dot(dpt, qb, tk[:nk])
-    np.dot(pt, dob, tv[:nk])
-    for c in range(nk):
-        for e in range(D):
-            dkr[c, e] += scale * tk[c, e]
-        for e in range(Dv):
-            dvr[c, e] += tv[c, e]
+    # dQ_blk += α dS K_rng ;  dK_rng += α dSᵀ Q_blk ;  dV_rng += Pᵀ dO_blk  (BLAS, β = 1)
+    _gemm(dpt, kr, dqb, 1, 0, scale, 1.0)
+    _gemm(dpt, qb, dkr, 0, 0, scale, 1.0)
+    _gemm(pt, dob, dvr, 0, 0, 1.0, 1.0)
 
 
 @njit(**_PJIT)
@@ -488,9 +566,6 @@ def attend_bwd(q, k, v, ok, H, layout, P, gap, causal, scale, QB, nchunk, lse, d
             dotbuf = np.empty(QB * Dv, q.dtype)
             zeros = np.zeros(QB, np.float64)
             ibuf = np.empty(QB, np.int64)
-            tq = np.empty((QB, D), q.dtype)
-            tk = np.empty((nkmax, D), q.dtype)
-            tv = np.empty((nkmax, Dv), q.dtype)
             lo1 = np.empty(QB, np.int64)
             hi1 = np.empty(QB, np.int64)
             lo2 = np.empty(QB, np.int64)
@@ -515,11 +590,7 @@ def attend_bwd(q, k, v, ok, H, layout, P, gap, causal, scale, QB, nchunk, lse, d
                     _bwd_block(q[bh, i0:i1], k[bh, j0:j1], v[bh, j0:j1], do[bh, i0:i1],
                                ok[b, i0:i1], ok[b], j0, lo1, hi1, lo2, hi2, scale,
                                lse[bh, i0:i1], delta[bh, i0:i1], pbuf, dpbuf, qtbuf, dotbuf, ibuf,
-                               zeros, tq, tk, tv, dk[bh, j0:j1], dv[bh, j0:j1])
-                    dqb = dq[bh, i0:i1]
-                    for rr in range(i1 - i0):
-                        for e in range(D):
-                            dqb[rr, e] += scale * tq[rr, e]
+                               zeros, dq[bh, i0:i1], dk[bh, j0:j1], dv[bh, j0:j1])
                 else:
                     r = tt
                     n = (T - 1 - r) // P + 1
@@ -538,14 +609,11 @@ def attend_bwd(q, k, v, ok, H, layout, P, gap, causal, scale, QB, nchunk, lse, d
                         p1 = min(n, p0 + QB)
                         nk = p1 if causal else n
                         _group_ranges(p0, p1 - p0, n, gap, causal, lo1, hi1, lo2, hi2)
+                        # dq rows r + p·R of this block: a strided view (leading dim R·D)
                         _bwd_block(gq[p0:p1], gk[:nk], gv[:nk], gdo[p0:p1], gok[p0:p1], gok, zero,
                                    lo1, hi1, lo2, hi2, scale, glse[p0:p1], gdelta[p0:p1],
-                                   pbuf, dpbuf, qtbuf, dotbuf, ibuf, zeros, tq, tk, tv, gdk[:nk],
-                                   gdv[:nk])
-                        for rr in range(p1 - p0):
-                            dqrow = dq[bh, r + (p0 + rr) * P]
-                            for e in range(D):
-                                dqrow[e] += scale * tq[rr, e]
+                                   pbuf, dpbuf, qtbuf, dotbuf, ibuf, zeros,
+                                   dq[bh, r + p0 * P:r + (p1 - 1) * P + 1:P], gdk[:nk], gdv[:nk])
                     for pp in range(n):
                         dkrow = dk[bh, r + pp * P]
                         dvrow = dv[bh, r + pp * P]
