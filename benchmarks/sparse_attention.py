@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+import warnings
 
 import numpy as np
 
@@ -48,7 +49,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-import autograd.numpy as anp  # noqa: E402
 from autograd import make_vjp  # noqa: E402
 
 from kexue_ref import sparse_attention as ref  # noqa: E402
@@ -218,8 +218,15 @@ def torch_flex_fwd(pattern, q, k, v):
     (no T² array)."""
     global _FLEX
     import torch
+    import torch._dynamo
     from torch.nn.attention.flex_attention import create_block_mask, flex_attention
     if _FLEX is None:
+        # one compiled graph per (pattern, T): lift dynamo's default limit of 8 recompiles,
+        # past which torch silently falls back to the unfused (T² memory) implementation
+        for name in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit",
+                     "accumulated_cache_size_limit"):
+            if hasattr(torch._dynamo.config, name):
+                setattr(torch._dynamo.config, name, 256)
         _FLEX = (torch.compile(flex_attention, dynamic=False), torch.compile(create_block_mask))
     B, H, T, _ = q.shape
     bm = _FLEX[1](torch_mask_mod(pattern), None, None, T, T, device="cpu")
@@ -228,6 +235,13 @@ def torch_flex_fwd(pattern, q, k, v):
     def fwd():
         with torch.no_grad():
             return _FLEX[0](tq, tk, tv, block_mask=bm)
+    # the first call compiles; a fallback to the unfused implementation would not be flex's
+    # fused kernel, so it is refused rather than timed
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fwd()
+    if any("without torch.compile" in str(w.message) for w in caught):
+        raise RuntimeError(f"flex_attention was not compiled for {pattern}, T={T}")
     return fwd
 
 
