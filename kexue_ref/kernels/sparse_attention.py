@@ -170,16 +170,22 @@ def _nchunk():
 # Primitives: forward kernels returning (out, lse), VJPs rebuilding P from lse
 # ---------------------------------------------------------------------------
 
-def _forward(kind, q, k, v, param, causal, ok):
-    """Run the forward kernels; returns (out, lse) of shapes (B, H, T, Dv), (B, H, T)."""
+def _forward(kind, q, k, v, param, causal, ok, buffers=None):
+    """Run the forward kernels; returns (out, lse) of shapes (B, H, T, Dv), (B, H, T).
+
+    ``buffers``: optional preallocated (out (B·H, T, Dv), lse (B·H, T) float64, seen (B·H, T)
+    bool), for the benchmark's allocation-free timing of the kernels."""
     B, H, T, D = onp.shape(q)
     Dv = onp.shape(v)[3]
     dt = _compute_dtype(q, k, v)
     qf, kf, vf = _flat(q, dt), _flat(k, dt), _flat(v, dt)
     scale = 1.0 / onp.sqrt(D)
-    out = onp.empty((B * H, T, Dv), dt)
-    lse = onp.empty((B * H, T), onp.float64)          # float64 for every dtype (see _exp_range)
-    seen = onp.empty((B * H, T), onp.bool_)
+    if buffers is None:
+        out = onp.empty((B * H, T, Dv), dt)
+        lse = onp.empty((B * H, T), onp.float64)      # float64 for every dtype (see _exp_cols)
+        seen = onp.empty((B * H, T), onp.bool_)
+    else:
+        out, lse, seen = buffers
     P = min(param, T)          # |i − j| ≤ T − 1 < P and (i − j) mod P = 0 ⇔ i = j for P ≥ T
     with _one_blas_thread():
         if kind in ("local", "sparse"):
