@@ -36,6 +36,7 @@ from autograd.tracer import getval
 
 from kexue_ref._validate import check_float_array, check_int
 from kexue_ref.kernels import _sparse_attention_kernels as _kern
+from kexue_ref.kernels import _sparse_attention_lists as _lists
 
 __all__ = ["atrous_attention", "local_attention", "sparse_attention", "indexed_attention"]
 
@@ -288,7 +289,7 @@ def _indexed_core(q, k, v, idx, ok):
     out = onp.empty((B * H, T, Dv), dt)
     lse = onp.empty((B * H, T), onp.float64)
     nkeys = onp.sum(idx >= 0, axis=1).astype(onp.int64)
-    _kern.indexed_fwd(qf, kf, vf, ok, H, idx, nkeys, 1.0 / onp.sqrt(D), out, lse)
+    _lists.indexed_fwd(qf, kf, vf, ok, H, idx, nkeys, 1.0 / onp.sqrt(D), out, lse)
     return out.reshape(B, H, T, Dv).astype(_result_dtype(q, k, v), copy=False), lse.reshape(B, H, T)
 
 
@@ -316,8 +317,8 @@ def _indexed_vjp(argnums, ans, args, kwargs):
         dv = onp.empty((B * H, T, Dv), dt)
         pst = onp.empty((B * H, T, K), dt)
         dsst = onp.empty((B * H, T, K), dt)
-        _kern.indexed_bwd_rows(qf, kf, vf, ok, H, idx, nkeys, scale, lsef, delta, do, dq, pst, dsst)
-        _kern.indexed_bwd_cols(qf, do, ok, H, rows_of, slot_of, start, scale, pst, dsst, dk, dv)
+        _lists.indexed_bwd_rows(qf, kf, vf, ok, H, idx, nkeys, scale, lsef, delta, do, dq, pst, dsst)
+        _lists.indexed_bwd_cols(qf, do, ok, H, rows_of, slot_of, start, scale, pst, dsst, dk, dv)
         grads = (dq.reshape(B, H, T, D), dk.reshape(B, H, T, D), dv.reshape(B, H, T, Dv))
         return tuple(grads[i].astype(onp.asarray(args[i]).dtype, copy=False) for i in argnums)
     return vjp
