@@ -194,11 +194,13 @@ def _col_max(st, lo1, hi1, lo2, hi2, okq, okk, koff, m, cnt):
             cnt[r] += np.int64(al)
 
 
-def _exp_cols_f64(st, a, c0, b, lo1, hi1, lo2, hi2, okq, okk, koff, ibuf):
+def _exp_cols_f64(st, a, c0, b, lo1, hi1, lo2, hi2, okq, okk, koff, ibuf, ell):
     """float64 body of :func:`_exp_cols` (Taylor degree 13, relative error < 3e-16)."""
     nk, nq = st.shape
     ib = ibuf[:nq]
     pw = ib.view(np.float64)
+    for r in range(nq):
+        ell[r] = 0
     for c in range(nk):
         okc = okk[koff + c]
         row = st[c]
@@ -231,9 +233,10 @@ def _exp_cols_f64(st, a, c0, b, lo1, hi1, lo2, hi2, okq, okk, koff, ibuf):
             ib[r] = (np.int64(kf) + 1023) << 52
         for r in range(nq):
             row[r] = row[r] * pw[r]
+            ell[r] += row[r]
 
 
-def _exp_cols_f32(st, a, c0, b, lo1, hi1, lo2, hi2, okq, okk, koff, ibuf):
+def _exp_cols_f32(st, a, c0, b, lo1, hi1, lo2, hi2, okq, okk, koff, ibuf, ell):
     """float32 body of :func:`_exp_cols` (Taylor degree 7, < 2 ulp).
 
     The argument x = a·(s − c0) − b is formed in float64 and rounded once: with |a·s| ~ 1e3 a
@@ -242,6 +245,8 @@ def _exp_cols_f32(st, a, c0, b, lo1, hi1, lo2, hi2, okq, okk, koff, ibuf):
     nk, nq = st.shape
     ib32 = ibuf.view(np.int32)[:nq]
     pw32 = ib32.view(np.float32)
+    for r in range(nq):
+        ell[r] = 0
     for c in range(nk):
         okc = okk[koff + c]
         row = st[c]
@@ -265,10 +270,12 @@ def _exp_cols_f32(st, a, c0, b, lo1, hi1, lo2, hi2, okq, okk, koff, ibuf):
             ib32[r] = (np.int32(kf) + np.int32(127)) << np.int32(23)
         for r in range(nq):
             row[r] = row[r] * pw32[r]
+            ell[r] += row[r]
 
 
-def _exp_cols(st, a, c0, b, lo1, hi1, lo2, hi2, okq, okk, koff, ibuf):
-    r"""Sᵀ[c, r] ← exp(a·(Sᵀ[c, r] − c0_r) − b_r) on allowed entries, 0 elsewhere, in place.
+def _exp_cols(st, a, c0, b, lo1, hi1, lo2, hi2, okq, okk, koff, ibuf, ell):
+    r"""Sᵀ[c, r] ← exp(a·(Sᵀ[c, r] − c0_r) − b_r) on allowed entries, 0 elsewhere, in place,
+    and ℓ_r = Σ_c Sᵀ[c, r] (the new values, accumulated over c in order, one lane per query).
 
     .. math:: e^{x} = 2^{k}\, e^{t}, \quad k = \mathrm{round}(x \log_2 e), \quad
               t = x - k \ln 2 \in [-\tfrac{\ln 2}{2}, \tfrac{\ln 2}{2}]
@@ -281,26 +288,14 @@ def _exp_cols(st, a, c0, b, lo1, hi1, lo2, hi2, okq, okk, koff, ibuf):
     float32 or float64 body at compile time; this Python body serves ``NUMBA_DISABLE_JIT=1``.
     """
     if st.dtype == np.float32:
-        _exp_cols_f32(st, a, c0, b, lo1, hi1, lo2, hi2, okq, okk, koff, ibuf)
+        _exp_cols_f32(st, a, c0, b, lo1, hi1, lo2, hi2, okq, okk, koff, ibuf, ell)
     else:
-        _exp_cols_f64(st, a, c0, b, lo1, hi1, lo2, hi2, okq, okk, koff, ibuf)
+        _exp_cols_f64(st, a, c0, b, lo1, hi1, lo2, hi2, okq, okk, koff, ibuf, ell)
 
 
 @overload(_exp_cols, jit_options={"fastmath": _FASTMATH})
-def _exp_cols_overload(st, a, c0, b, lo1, hi1, lo2, hi2, okq, okk, koff, ibuf):
+def _exp_cols_overload(st, a, c0, b, lo1, hi1, lo2, hi2, okq, okk, koff, ibuf, ell):
     return _exp_cols_f32 if st.dtype == types.float32 else _exp_cols_f64
-
-
-@njit(**_JIT)
-def _col_sum(st, ell):
-    r"""ℓ_r = Σ_c Sᵀ[c, r], accumulated over c in order (one lane per query)."""
-    nk, nq = st.shape
-    for r in range(nq):
-        ell[r] = 0
-    for c in range(nk):
-        row = st[c]
-        for r in range(nq):
-            ell[r] += row[r]
 
 
 @njit(**_JIT)
@@ -416,8 +411,7 @@ def _fwd_block(qb, kr, vr, okq, okk, koff, lo1, hi1, lo2, hi2, scale, merge,
     np.dot(kr, qt, st)                                            # (nk, nq)
     # m_r = max allowed s_rc;  p_rc = e^{α (s_rc − m_r)};  ℓ_r = Σ_c p_rc
     _col_max(st, lo1, hi1, lo2, hi2, okq, okk, koff, rm, cnt)
-    _exp_cols(st, scale, rm, zeros, lo1, hi1, lo2, hi2, okq, okk, koff, ibuf)
-    _col_sum(st, rl)
+    _exp_cols(st, scale, rm, zeros, lo1, hi1, lo2, hi2, okq, okk, koff, ibuf, rl)
     # O_blk = P V_rng (unnormalised)
     o = obuf[:nq * Dv].reshape((nq, Dv))
     np.dot(st.T, vr, o)                                           # (nq, Dv)
@@ -515,7 +509,7 @@ def attend_fwd(q, k, v, ok, H, layout, P, gap, causal, merge, scale, QB, nchunk,
 
 @njit(**_JIT)
 def _bwd_block(qb, kr, vr, dob, okq, okk, koff, lo1, hi1, lo2, hi2, scale, lse_rows, delta_rows,
-               pbuf, dpbuf, qtbuf, dotbuf, ibuf, zeros, dqb, dkr, dvr):
+               pbuf, dpbuf, qtbuf, dotbuf, ibuf, zeros, ellbuf, dqb, dkr, dvr):
     r"""One query block of the VJP; *adds* into the row views dqb, dkr and dvr:
 
     .. math:: P = e^{\alpha S - \mathrm{lse}}, \quad dP = dO\,V^\top, \quad
@@ -536,7 +530,7 @@ def _bwd_block(qb, kr, vr, dob, okq, okk, koff, lo1, hi1, lo2, hi2, scale, lse_r
     dpt = dpbuf[:nk * nq].reshape((nk, nq))
     # Sᵀ = K_rng Q_blkᵀ, then P_rc = e^{α s_rc − lse_r} on the allowed entries
     np.dot(kr, qt, pt)
-    _exp_cols(pt, scale, zeros, lse_rows, lo1, hi1, lo2, hi2, okq, okk, koff, ibuf)
+    _exp_cols(pt, scale, zeros, lse_rows, lo1, hi1, lo2, hi2, okq, okk, koff, ibuf, ellbuf)
     # dPᵀ = V_rng dO_blkᵀ ;  dS = P ⊙ (dP − δ)
     np.dot(vr, dot, dpt)
     _dscores(pt, dpt, delta_rows)
@@ -570,6 +564,7 @@ def attend_bwd(q, k, v, ok, H, layout, P, gap, causal, scale, QB, nchunk, lse, d
             qtbuf = np.empty(QB * D, q.dtype)
             dotbuf = np.empty(QB * Dv, q.dtype)
             zeros = np.zeros(QB, np.float64)
+            ellbuf = np.empty(QB, np.float64)           # row sums of P, unused by the VJP
             ibuf = np.empty(QB, np.int64)
             lo1 = np.empty(QB, np.int64)
             hi1 = np.empty(QB, np.int64)
@@ -595,7 +590,7 @@ def attend_bwd(q, k, v, ok, H, layout, P, gap, causal, scale, QB, nchunk, lse, d
                     _bwd_block(q[bh, i0:i1], k[bh, j0:j1], v[bh, j0:j1], do[bh, i0:i1],
                                ok[b, i0:i1], ok[b], j0, lo1, hi1, lo2, hi2, scale,
                                lse[bh, i0:i1], delta[bh, i0:i1], pbuf, dpbuf, qtbuf, dotbuf, ibuf,
-                               zeros, dq[bh, i0:i1], dk[bh, j0:j1], dv[bh, j0:j1])
+                               zeros, ellbuf, dq[bh, i0:i1], dk[bh, j0:j1], dv[bh, j0:j1])
                 else:
                     r = tt
                     n = (T - 1 - r) // P + 1
@@ -617,7 +612,7 @@ def attend_bwd(q, k, v, ok, H, layout, P, gap, causal, scale, QB, nchunk, lse, d
                         # dq rows r + p·R of this block: a strided view (leading dim R·D)
                         _bwd_block(gq[p0:p1], gk[:nk], gv[:nk], gdo[p0:p1], gok[p0:p1], gok, zero,
                                    lo1, hi1, lo2, hi2, scale, glse[p0:p1], gdelta[p0:p1],
-                                   pbuf, dpbuf, qtbuf, dotbuf, ibuf, zeros,
+                                   pbuf, dpbuf, qtbuf, dotbuf, ibuf, zeros, ellbuf,
                                    dq[bh, r + p0 * P:r + (p1 - 1) * P + 1:P], gdk[:nk], gdv[:nk])
                     for pp in range(n):
                         dkrow = dk[bh, r + pp * P]
