@@ -254,6 +254,25 @@ def torch_flex_fwd(pattern, q, k, v):
     return fwd
 
 
+def agreement(have_torch, T=1024):
+    """Max |Δ| of each implementation's forward against the dense float64 oracle, same inputs:
+    every timed row computes the same attention (flex and SDPA run in float32)."""
+    out = {}
+    q, k, v, _ = inputs(T, 1, "float64")
+    q32, k32, v32 = (x.astype(np.float32) for x in (q, k, v))
+    for pattern in PATTERNS:
+        exact = dense(pattern)(q, k, v, PARAM)
+        res = {"twin_float64": twin(pattern)(q, k, v, PARAM),
+               "twin_float32": twin(pattern)(q32, k32, v32, PARAM),
+               "blocked": blocked(pattern)(q, k, v, PARAM)}
+        if have_torch:
+            res["sdpa_float32"] = torch_sdpa_pair(pattern, q32, k32, v32, q32)[0]().numpy()
+            res["flex_float32"] = torch_flex_fwd(pattern, q32, k32, v32)().numpy()
+        out[pattern] = {name: float(np.max(np.abs(np.asarray(x, dtype=np.float64) - exact)))
+                        for name, x in res.items()}
+    return out
+
+
 # ---------------------------------------------------------------------------
 # Memory and compile time (subprocesses)
 # ---------------------------------------------------------------------------
@@ -380,6 +399,8 @@ def run(quick=False, log=print):
     log(f"dgemm {res['dgemm_gflops']:.1f} GFLOP/s, sgemm {res['sgemm_gflops']:.1f} GFLOP/s")
     Ts = T_QUICK if quick else T_FULL
     res["config"]["T"] = list(Ts)
+    res["agreement_T1024"] = agreement(have_torch)
+    log(f"agreement at T = 1024 (max |Δ| against the float64 oracle): {res['agreement_T1024']}")
 
     def add(pattern, T, H, impl, dtype, t_fwd, t_fb=None, peak_mb=None, direct=None, kernel=None):
         flops = 4 * D * allowed_pairs(pattern, T, PARAM) * H
