@@ -9,6 +9,7 @@
 
 A test greps the package for ``fastmath=`` literals outside this file.
 """
+# Immutable here; numba 0.68 accepts only a bool, dict or set, so kernels pass set(FASTMATH).
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn"})
 CACHE = True
 PARALLEL = True
