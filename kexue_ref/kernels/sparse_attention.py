@@ -35,6 +35,7 @@ from autograd.extend import defvjp_argnums, primitive
 from autograd.tracer import getval
 
 from kexue_ref._validate import check_float_array, check_int
+from kexue_ref.sparse_attention import _check_key_index  # input checks shared with the oracle (not mask logic)
 from kexue_ref.kernels import _sparse_attention_kernels as _kern
 from kexue_ref.kernels import _sparse_attention_lists as _lists
 
@@ -122,25 +123,6 @@ def _valid_tokens(mask, B, T):
     if m.shape != (B, T):
         raise ValueError(f"mask must have shape (B, T) = ({B}, {T}), got shape {m.shape}")
     return onp.ascontiguousarray(m)
-
-
-def _check_key_index(key_index, T):
-    """key_index (T, Kmax) int: strictly increasing keys in [0, T), then −1 padding."""
-    idx = onp.asarray(key_index)
-    if idx.dtype.kind not in "iu":
-        raise TypeError(f"key_index must be an int64 array (T, Kmax), got dtype {idx.dtype}")
-    if idx.ndim != 2 or idx.shape[0] != T or idx.shape[1] < 1:
-        raise ValueError(f"key_index must have shape (T, Kmax) = ({T}, Kmax >= 1), got shape {idx.shape}")
-    idx = idx.astype(onp.int64)
-    if idx.min() < -1 or idx.max() >= T:
-        raise ValueError(f"key_index entries must lie in [-1, {T}) (-1 = padding), got values in "
-                         f"[{idx.min()}, {idx.max()}]")
-    listed = idx >= 0
-    if onp.any(listed[:, 1:] & ~listed[:, :-1]):
-        raise ValueError("key_index rows must list their keys first and pad with -1 at the end")
-    if onp.any(listed[:, 1:] & (idx[:, 1:] <= idx[:, :-1])):
-        raise ValueError("key_index rows must be strictly increasing (no repeated key)")
-    return onp.ascontiguousarray(idx)
 
 
 def _compute_dtype(*arrays):
@@ -484,6 +466,6 @@ def indexed_attention(q, k, v, key_index, *, mask=None):
     row sums are accumulated in float64. Autograd primitive, first-order VJP.
     """
     B, H, T, D, Dv = _check_qkv(q, k, v)
-    idx = _check_key_index(key_index, T)
+    idx = onp.ascontiguousarray(_check_key_index(key_index, T))
     ok = _valid_tokens(mask, B, T)
     return _indexed_core(_as_input(q), _as_input(k), _as_input(v), idx, ok)[0]

@@ -11,9 +11,9 @@ True
 Main entry points: :func:`check` (returns a :class:`Report`), :func:`assert_matches`
 (raises ``AssertionError`` with the report), :func:`compare`, :func:`check_grads`, and the
 published tolerance table :data:`TOLERANCES`. Loaded on first use (so that importing this
-package imports neither pytest nor a framework): :func:`diagnose` (which registered convention
-a failing candidate matches) and the pytest helpers :func:`conformance_test`,
-:func:`parametrize_cases` and :func:`check_case`. Framework adapters: ``adapter="torch"`` or
+package imports neither pytest nor a framework): the pytest helpers :func:`conformance_test`,
+:func:`parametrize_cases` and :func:`check_case`. The module :mod:`kexue_ref.testing.diagnose`
+says which registered convention a failing candidate matches. Framework adapters: ``adapter="torch"`` or
 ``"jax"`` (``docs/frameworks.md``).
 """
 import importlib
@@ -35,11 +35,10 @@ from kexue_ref.testing.tolerances import TOLERANCES, tolerance_for  # noqa: F401
 
 __all__ = ["check", "assert_matches", "compare", "Report", "CaseResult", "Comparison",
            "reference_outputs", "reference_grads", "make_cotangents", "autograd_vjp",
-           "check_grads", "GradCheckError", "TOLERANCES", "tolerance_for", "diagnose",
+           "check_grads", "GradCheckError", "TOLERANCES", "tolerance_for",
            "conformance_test", "parametrize_cases", "check_case"]
 
 _LAZY = {
-    "diagnose": "kexue_ref.testing.diagnose",
     "conformance_test": "kexue_ref.testing.pytest_plugin",
     "parametrize_cases": "kexue_ref.testing.pytest_plugin",
     "check_case": "kexue_ref.testing.pytest_plugin",

@@ -16,7 +16,7 @@ import importlib
 
 import numpy as onp
 
-__all__ = ["NumpyAdapter", "get_adapter", "FRAMEWORK_ADAPTERS"]
+__all__ = ["NumpyAdapter", "get_adapter", "call_user_grads", "FRAMEWORK_ADAPTERS"]
 
 #: name -> "module:attribute" of adapters living in optional modules (filled by the
 #: frameworks issue; importing them imports the framework).
@@ -50,14 +50,24 @@ class NumpyAdapter:
         if not callable(grads):
             raise TypeError("grads must be None, 'autograd' or a callable "
                             "grads(cotangent, *arrays, **params)")
-        cot_arg = cot[0] if len(spec.outputs) == 1 else cot
-        out = grads(cot_arg, *[inputs[n] for n in spec.inputs], **case.params)
-        if len(spec.diff) == 1 and not isinstance(out, (tuple, list)):
-            out = (out,)
-        if len(out) != len(spec.diff):
-            raise ValueError(f"grads returned {len(out)} arrays; {spec.name} has "
-                             f"{len(spec.diff)} differentiable inputs {spec.diff}")
-        return tuple(out)
+        return call_user_grads(grads, spec, case, inputs, cot)
+
+
+def call_user_grads(grads, spec, case, inputs, cotangents):
+    """Call a user's ``grads(cotangent, *arrays, **params)`` and check what it returns.
+
+    ``cotangents`` are already in the candidate's form (None for non-differentiable
+    outputs); a single-output op gets its cotangent alone, a multi-output op the tuple.
+    Returns one gradient per differentiable input of ``spec``, in order.
+    """
+    cot_arg = cotangents[0] if len(spec.outputs) == 1 else cotangents
+    out = grads(cot_arg, *[inputs[n] for n in spec.inputs], **case.params)
+    if len(spec.diff) == 1 and not isinstance(out, (tuple, list)):
+        out = (out,)
+    if len(out) != len(spec.diff):
+        raise ValueError(f"grads returned {len(out)} arrays; {spec.name} has "
+                         f"{len(spec.diff)} differentiable inputs {spec.diff}")
+    return tuple(out)
 
 
 def get_adapter(adapter):
