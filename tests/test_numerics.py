@@ -161,3 +161,12 @@ def test_tanh_gradient_is_sech2_without_overflow():
     np.testing.assert_allclose(g, 4 * np.exp(-2 * np.abs(big)), rtol=1e-12, atol=0)
     assert nx.tanh(np.float32(3.0)).dtype == np.float32
     check_grads(nx.tanh, [np.array([-2.0, 0.0, 0.3, 4.0])], np.random.default_rng(0), order=2)
+
+
+def test_tolerance_lookup_accepts_numpy_and_framework_dtype_spellings():
+    from kexue_ref.testing import tolerance_for
+    expected = tolerance_for("float32", "values")
+    for spelling in (np.float32, np.dtype("float32"), "torch.float32"):
+        assert tolerance_for(spelling, "values") == expected
+    with pytest.raises(ValueError, match="no published tolerance"):
+        tolerance_for("int8", "values")

@@ -32,6 +32,11 @@ TABLE_VERIFY_RTOL = 1e-12
 
 
 def _dtype_name(dtype):
+    # numpy dtypes and scalar types (np.float32, np.dtype("float32"), "float32") first
+    try:
+        return onp.dtype(dtype).name
+    except TypeError:
+        pass
     name = str(dtype)
     if name.startswith("torch."):
         name = name[len("torch."):]
