@@ -11,9 +11,8 @@ def distinct(rng, *shape, gap=1.0, axis=-1):
     """Scores whose entries along ``axis`` differ by at least ``gap`` (no ties, SPEC §3.3).
 
     Each slice is a random permutation of 0, gap, 2·gap, ... plus a common offset and a
-    jitter below gap/4.
+    jitter in [−gap/8, gap/8], so neighbours stay at least 3·gap/4 apart.
     """
-    n = shape[axis]
     base = onp.argsort(rng.random(shape), axis=axis).astype(float) * gap
     return base + rng.uniform(-gap / 8, gap / 8, size=shape) + rng.normal()
 

@@ -16,7 +16,6 @@ from autograd import grad
 from autograd.tracer import getval
 
 from kexue_ref import registry
-from kexue_ref.testing.tolerances import tolerance_for
 
 __all__ = ["Comparison", "CaseResult", "Report", "compare", "reference_outputs",
            "make_cotangents", "reference_grads", "check", "assert_matches", "autograd_vjp"]
