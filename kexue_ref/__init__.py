@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 
 #: Version of the table format written by :mod:`kexue_ref.tables` (bumped on any
 #: change to the ``.npz`` layout or the manifest schema).
-TABLE_FORMAT_VERSION = 1
+TABLE_FORMAT_VERSION = 2
 
 _LAZY = {
     "numerics", "smoothing", "registry", "testing", "tables", "cli", "kernels",

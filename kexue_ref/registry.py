@@ -73,6 +73,9 @@ class CaseDef:
     tol: tuple = ()
     note: str = ""
     gradcheck: bool = True          # False only with a note saying why finite differences fail
+    # natural-scale floors the sensitivity probe cannot see (an identically zero gradient):
+    # {member: (record -> S, reason)}; see kexue_ref.tables.natural_scales
+    scales: Mapping[str, tuple] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if not _NAME_RE.match(self.name):
@@ -85,6 +88,9 @@ class CaseDef:
             object.__setattr__(self, "tol", (self.tol,))
         if not self.gradcheck and not self.note:
             raise ValueError(f"case {self.name!r}: gradcheck=False needs a note saying why")
+        for member, value in dict(self.scales).items():
+            if not (isinstance(value, tuple) and len(value) == 2 and callable(value[0]) and value[1]):
+                raise ValueError(f"case {self.name!r}: scales[{member!r}] must be (record -> S, reason)")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,6 +24,7 @@ import numbers
 
 import autograd.numpy as np
 import numpy as onp
+from autograd.extend import defjvp, defvjp, primitive
 
 from kexue_ref import _numerics as nx
 from kexue_ref._validate import (
@@ -414,7 +415,7 @@ def gumbel_softmax(logits, g, tau, *, hard=False, axis=-1, given="logits"):
     if not isinstance(hard, bool):
         raise TypeError(f"hard must be True or False, got {hard!r}")
     # ỹ = softmax((o + g)/τ), max-shifted along the category axis
-    y_soft = nx._softmax((o + g) / t, axis)  # g.shape
+    y_soft = _softmax((o + g) / t, axis)  # g.shape
     if not hard:
         return y_soft
     # y_hard = onehot(argmax_i (o_i + g_i))
@@ -533,7 +534,7 @@ def categorical_expectation(logits, f_values):
     """
     o, f = _logits_and_values(logits, f_values)
     # L = Σ_y softmax(o)_y f(y)
-    return np.sum(nx._softmax(o, -1) * f, axis=-1)
+    return np.sum(_softmax(o, -1) * f, axis=-1)
 
 
 def categorical_exact_grad(logits, f_values):
@@ -564,11 +565,9 @@ def categorical_exact_grad(logits, f_values):
     [-0.25, 0.25]
     """
     o, f = _logits_and_values(logits, f_values)
-    p = nx._softmax(o, -1)
-    # L = Σ_y p_y f_y
-    L = np.sum(p * f, axis=-1, keepdims=True)
-    # ∇_o L = Σ_y f_y p_y (e_y − p) = p ⊙ f − p · L
-    return p * f - p * L
+    p = _softmax(o, -1)
+    # ∇_o L = Σ_y f_y p_y (e_y − p) = p ⊙ (f − L), L = Σ_y p_y f_y, without cancellation
+    return _softmax_jtp(p, f, -1)
 
 
 def score_function_grad(f_values, score, *, baseline=0.0):
@@ -658,7 +657,7 @@ def categorical_score_function_grad(logits, f_values, g, *, baseline=0.0):
     # f(y_s) = <e_{y_s}, f>
     f_y = np.sum(e_y * f, axis=-1)  # (S,)
     # ∇_o log p(y_s) = e_{y_s} − softmax(o)
-    score = e_y - nx._softmax(o, -1)  # (S, K)
+    score = e_y - _softmax(o, -1)  # (S, K)
     return score_function_grad(f_y, score, baseline=baseline)
 
 
@@ -708,9 +707,9 @@ def gumbel_softmax_pathwise_grad(logits, g, df_dy, tau):
                          f"got {value_of(df).shape}")
     t = check_positive(tau, "tau")
     # ỹ_s = softmax((o + g_s)/τ)
-    y = nx._softmax((o + g) / t, -1)  # (S, K)
-    # ĝ_s = (1/τ) ỹ_s ⊙ (∇f − <∇f, ỹ_s>)
-    return y * (df - np.sum(df * y, axis=-1, keepdims=True)) / t
+    y = _softmax((o + g) / t, -1)  # (S, K)
+    # ĝ_s = (1/τ) ỹ_s ⊙ (∇f − <∇f, ỹ_s>), without cancellation at the dominant category
+    return _softmax_jtp(y, df, -1) / t
 
 
 def normal_score_function_grad(f_values, sigma, eps, *, baseline=0.0):
@@ -961,3 +960,56 @@ def _minus_baseline(f, baseline):
     if not onp.isfinite(b):
         raise ValueError(f"baseline must be finite, got {b}")
     return f - nx._const(b, f)
+
+
+# ---------------------------------------------------------------------------
+# Softmax with a well-conditioned Jacobian product
+# ---------------------------------------------------------------------------
+
+def _softmax_jtp(y, c, axis):
+    r"""The softmax Jacobian times a vector, :math:`\tilde y \odot (c - \langle c, \tilde y\rangle)`, without cancellation.
+
+    .. math:: \tilde y_j\Big((c_j - c_r) - \sum_i \tilde y_i\,(c_i - c_r)\Big),
+              \qquad r = \mathop{\mathrm{argmax}}_i \tilde y_i
+
+    equals :math:`\tilde y_j (c_j - \langle c, \tilde y\rangle)` since Σ_i ỹ_i = 1, for any r.
+    Written as ``y * (c - sum(c * y))`` the entry of the dominant category cancels: at
+    τ = 10⁻³ its ỹ_r is 1 − 10⁻²⁰⁰, ``sum(c * y)`` rounds to c_r and the result to 0 instead of
+    −ỹ_r Σ_{i≠r} ỹ_i (c_i − c_r). Shifting by c_r makes that entry's bracket the small sum
+    itself (d_r = 0 exactly), and each other entry's bracket is led by its own c_j − c_r.
+
+    Parameters
+    ----------
+    y : array, a softmax along ``axis`` (entries ≥ 0 summing to 1).
+    c : array broadcastable to ``y``, the vector (a cotangent, a tangent, or ∇f).
+    axis : int.
+
+    Returns
+    -------
+    array of the broadcast shape. (The Jacobian diag(ỹ) − ỹỹᵀ is symmetric, so this is both
+    the VJP and the JVP of softmax.)
+
+    Notes
+    -----
+    Source: the softmax Jacobian of https://kexue.fm/archives/6705, section "Gumbel Softmax";
+    ``docs/reparam.md`` ("Accuracy of the softmax gradients").
+    """
+    yv = value_of(y)
+    shape = onp.broadcast_shapes(yv.shape, value_of(c).shape)
+    c = c + np.zeros(shape, dtype=yv.dtype)
+    # r = argmax_i ỹ_i, as a constant one-hot mask along the axis
+    r = _onehot(onp.argmax(onp.broadcast_to(yv, shape), axis=axis), shape[axis], axis, yv.dtype)
+    # d_i = c_i − c_r (exactly 0 at i = r: the sum adds zeros to c_r)
+    d = c - np.sum(c * r, axis=axis, keepdims=True)
+    # ỹ_j (d_j − Σ_i ỹ_i d_i)
+    return y * (d - np.sum(y * d, axis=axis, keepdims=True))
+
+
+@primitive
+def _softmax(x, axis):
+    """softmax(x) along ``axis`` (the shared max-shifted kernel) with the VJP/JVP of :func:`_softmax_jtp`."""
+    return nx._softmax(x, axis)
+
+
+defvjp(_softmax, lambda ans, x, axis: lambda c: _softmax_jtp(ans, c, axis))
+defjvp(_softmax, lambda v, ans, x, axis: _softmax_jtp(ans, v, axis))

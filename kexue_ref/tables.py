@@ -23,13 +23,16 @@ Command line: ``kexue-ref tables generate [--only PATTERN]``, ``verify``, ``list
 """
 import argparse
 import contextlib
+import dataclasses
 import fnmatch
 import hashlib
+import importlib.metadata
 import io
 import json
 import os
 import platform
 import sys
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -38,7 +41,7 @@ import numpy as onp
 import kexue_ref
 from kexue_ref import registry
 from kexue_ref.testing._check import make_cotangents, reference_grads, reference_outputs
-from kexue_ref.testing.tolerances import TABLE_VERIFY_RTOL, table_as_dict, tolerance_for
+from kexue_ref.testing.tolerances import table_as_dict, tolerance_for
 
 __all__ = ["default_root", "case_path", "case_record", "write_npz", "load", "generate",
            "verify", "list_tables", "add_parser", "MANIFEST"]
@@ -46,6 +49,13 @@ __all__ = ["default_root", "case_path", "case_record", "write_npz", "load", "gen
 MANIFEST = "MANIFEST.json"
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 TABLE_TIERS = ("quick", "full", "edge")
+#: ``verify`` allows ``|regenerated − stored| ≤ VERIFY_TAU · S`` per member, ``S`` its natural
+#: scale (:func:`natural_scales`): ~450 ulps of ``S``, ten times below the ``1e-12·S`` change
+#: that must be reported.
+VERIFY_TAU = 1e-13
+#: Relative step of the sensitivity probe of :func:`natural_scales` (2^-36 ≈ 1.5e-11: far
+#: above rounding, far below any curvature of the cases).
+SCALE_ETA = 2.0 ** -36
 
 
 def default_root():
@@ -71,8 +81,14 @@ def _param_array(value):
     return arr
 
 
-def case_record(case):
-    """The arrays of one case's table, by key (see the module docstring)."""
+def case_record(case, cotangents=None):
+    """The arrays of one case's table, by key, in the documented order (see the module docstring).
+
+    Members come in call order: ``input.*`` in the op's positional order, ``param.*`` in
+    keyword order, ``output.*`` in return order, then ``cotangent.*`` and ``grad.*`` (the
+    differentiable inputs in call order). ``cotangents`` (by output name) replaces the seeded
+    draw, so :func:`verify` can recompute the VJP for exactly the stored cotangents.
+    """
     spec = case.spec
     rec = {}
     for name in spec.inputs:
@@ -83,25 +99,147 @@ def case_record(case):
     for name, o in zip(spec.outputs, outs):
         rec[f"output.{name}"] = o
     if spec.diff:
-        cots = make_cotangents(case, outs)
+        if cotangents is None:
+            cots = make_cotangents(case, outs)
+        else:
+            cots = tuple(cotangents.get(name) for name in spec.outputs)
         for name, u in zip(spec.outputs, cots):
             if u is not None:
                 rec[f"cotangent.{name}"] = u
-        for name, g in reference_grads(case, cots).items():
-            rec[f"grad.{name}"] = g
+        grads = reference_grads(case, cots)
+        for name in spec.diff:
+            rec[f"grad.{name}"] = grads[name]
     for key, arr in rec.items():
         if arr.dtype.kind == "O":
             raise TypeError(f"{case.id}: {key} has dtype object; tables hold plain arrays only")
     return rec
 
 
+def member_kind(key):
+    """``"input"``, ``"param"``, ``"output"``, ``"cotangent"``, ``"grad"`` (the part before the dot)."""
+    return key.split(".", 1)[0]
+
+
+#: Members that the reference computes (everything else is data the case generator draws).
+COMPUTED_KINDS = ("output", "grad", "jvp", "hvp")
+
+
+def _finite_max(arr):
+    a = onp.abs(onp.asarray(arr, dtype=onp.float64))
+    a = a[onp.isfinite(a)]
+    return float(a.max()) if a.size else 0.0
+
+
+def _with_inputs(case, inputs):
+    return dataclasses.replace(case, inputs=dict(inputs))
+
+
+def _evaluate(case, inputs, cotangents):
+    """The computed members for given inputs and cotangents (a record restricted to them)."""
+    rec = case_record(_with_inputs(case, inputs), cotangents=cotangents)
+    return {k: v for k, v in rec.items() if member_kind(k) in COMPUTED_KINDS}
+
+
+def _sensitivity(case, rec):
+    """``max |Δm| / η`` per computed member when the inputs move by a relative ``η``.
+
+    Every differentiable float input and every cotangent is multiplied by ``1 + η·r`` with
+    random signs ``r`` (two draws, seeded by the case), at ``η = SCALE_ETA`` and ``η/4``.
+    To first order ``Δm ≈ η·J(x∘r)``: the size of the terms ``∂m/∂x_j · x_j`` that meet
+    (and cancel) in the member, which is what rounding at the level of the inputs moves.
+    An entry counts only where the response is smooth (``|Δm(η)| ≥ 2.5·|Δm(η/4)| > 0``);
+    a jump (a tie or threshold crossed) would otherwise pass for a huge slope.
+    """
+    spec = case.spec
+    diff = [n for n in spec.diff if rec[f"input.{n}"].dtype.kind == "f"]
+    cot_keys = [k for k in rec if member_kind(k) == "cotangent"]
+    base_inputs = {n: rec[f"input.{n}"] for n in spec.inputs}
+    base_cots = {k.split(".", 1)[1]: rec[k] for k in cot_keys}
+    base = {k: v for k, v in rec.items() if member_kind(k) in COMPUTED_KINDS}
+    sens = {k: 0.0 for k in base}
+    if not diff:
+        return sens, "no differentiable input"
+    rng = onp.random.default_rng([case.seed, 3])
+    status = "ok"
+    for _ in range(2):
+        signs = {n: rng.choice([-1.0, 1.0], size=onp.shape(base_inputs[n])) for n in diff}
+        csigns = {n: rng.choice([-1.0, 1.0], size=onp.shape(u)) for n, u in base_cots.items()}
+        moved = []
+        for eta in (SCALE_ETA, SCALE_ETA / 4):
+            inputs = dict(base_inputs)
+            for n in diff:
+                inputs[n] = base_inputs[n] * (1.0 + eta * signs[n])
+            cots = {n: u * (1.0 + eta * csigns[n]) for n, u in base_cots.items()}
+            try:
+                with onp.errstate(all="ignore"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    moved.append(_evaluate(case, inputs, cots or None))
+            except (ValueError, TypeError, ArithmeticError):
+                status = "a perturbed input left the op's domain"
+                break
+        if len(moved) < 2:
+            continue
+        for key, m0 in base.items():
+            if m0.dtype.kind != "f" or key not in moved[0] or key not in moved[1]:
+                continue
+            with onp.errstate(all="ignore"):
+                d1 = onp.abs(moved[0][key] - m0)
+                d2 = onp.abs(moved[1][key] - m0)
+            smooth = onp.isfinite(d1) & onp.isfinite(d2) & (d2 > 0) & (d1 >= 2.5 * d2)
+            if smooth.any():
+                sens[key] = max(sens[key], float(d1[smooth].max()) / SCALE_ETA)
+    return sens, status
+
+
+def natural_scales(case, rec):
+    """The natural scale ``S`` of every float member and its verify tolerance ``VERIFY_TAU·S``.
+
+    * data (``input.*``, ``param.*``, ``cotangent.*``): ``S`` = the largest finite |entry|;
+    * computed members (``output.*``, ``grad.*``): ``S = max(max|m|, sensitivity)``, where
+      the sensitivity (:func:`_sensitivity`) is the size of the terms that round and cancel.
+      Where nothing cancels the two agree; where the result is a cancellation (a penalty
+      at its minimum, a gradient that sums to ~0) the sensitivity is the larger, so rounding
+      noise around an exact zero passes on every machine while a change of
+      ``1e-12·S`` is still reported.
+
+    Returns ``{member: {"scale": S, "atol": VERIFY_TAU·S, "reason": ...}}``.
+    """
+    sens, status = _sensitivity(case, rec)
+    declared = dict(case.defn.scales)
+    out = {}
+    for key, arr in rec.items():
+        if arr.dtype.kind not in "fc":
+            continue
+        size = _finite_max(arr)
+        kind = member_kind(key)
+        if key in declared and kind in COMPUTED_KINDS:
+            fn, why = declared[key]
+            scale = max(float(fn(rec)), size, sens.get(key, 0.0))
+            out[key] = {"scale": scale, "atol": float(VERIFY_TAU * scale), "reason": f"declared: {why}"}
+            continue
+        if kind not in COMPUTED_KINDS:
+            scale, reason = size, "data: its largest |entry|"
+        elif sens.get(key, 0.0) > size:
+            scale = sens[key]
+            reason = (f"cancellation: the terms are {scale / size:.3g}x the result" if size > 0
+                      else "cancellation: the result is zero, its terms are not")
+            reason += " (sensitivity to a relative change of the inputs)"
+        else:
+            scale = size
+            reason = "its largest |entry| (no cancellation beyond it)"
+            if status != "ok":
+                reason += f"; sensitivity not measured: {status}"
+        out[key] = {"scale": float(scale), "atol": float(VERIFY_TAU * scale), "reason": reason}
+    return out
+
+
 def write_npz(path, arrays):
-    """Write ``arrays`` as an uncompressed ``.npz`` with sorted members and fixed timestamps."""
+    """Write ``arrays`` as an uncompressed ``.npz``, members in the given order, fixed timestamps."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
-        for key in sorted(arrays):
+        for key in arrays:
             member = io.BytesIO()
             onp.lib.format.write_array(member, onp.array(arrays[key], order="C"), allow_pickle=False)
             info = zipfile.ZipInfo(f"{key}.npy", date_time=_ZIP_DATE)
@@ -176,11 +314,13 @@ def _manifest_entry(case, rec, sha):
         "case_id": case.id,
         "tier": case.tier,
         "seed": case.seed,
+        "call": {"inputs": list(case.spec.inputs), "params": list(case.params),
+                 "outputs": list(case.spec.outputs)},
         "params": {k: _jsonable(v) for k, v in case.params.items()},
         "flags": {k: _jsonable(v) for k, v in case.spec.flags.items()},
         "note": case.defn.note,
         "source": case.spec.source,
-        "arrays": {k: {"shape": list(a.shape), "dtype": a.dtype.str} for k, a in sorted(rec.items())},
+        "members": _member_entries(case, rec),
         "differentiable_inputs": list(case.spec.diff),
         "tolerances": _tolerance_entry(case),
         "sha256": sha,
@@ -188,7 +328,6 @@ def _manifest_entry(case, rec, sha):
 
 
 def _manifest_header():
-    import autograd
     import scipy
     return {
         "format_version": kexue_ref.TABLE_FORMAT_VERSION,
@@ -196,17 +335,34 @@ def _manifest_header():
         "library_version": kexue_ref.__version__,
         "numpy_version": onp.__version__,
         "scipy_version": scipy.__version__,
-        "autograd_version": getattr(autograd, "__version__", "unknown"),
+        "autograd_version": _dist_version("autograd"),
         "python_version": platform.python_version(),
-        "layout": "<topic>/<function>__<case>.npz; members input.*, param.*, output.*, cotangent.*, grad.*",
-        "call": "outputs = fn(*inputs in the op's order, **params)",
+        "layout": "<topic>/<function>__<case>.npz; members in this order: input.* (call order), "
+                  "param.* (keyword order), output.* (return order), cotangent.*, grad.* "
+                  "(differentiable inputs in call order)",
+        "call": "outputs = fn(*[input.<name> for name in call.inputs], "
+                "**{name: param.<name> for name in call.params}), returned in call.outputs order",
         "cotangent_rule": "default_rng([seed, 1]).standard_normal per differentiable output, "
                           "0 where the output is not finite",
         "grads_rule": "grad.<x> = VJP of the float64 reference w.r.t. input x for the stored cotangents",
         "tolerance_rule": "candidate passes where |a - b| <= atol + rtol*|b| elementwise",
         "tolerances": table_as_dict(),
-        "verify_rule": f"|regenerated - stored| <= {TABLE_VERIFY_RTOL:g} * (|stored| + max|stored|)",
+        "verify_rule": (f"per member: |regenerated - stored| <= verify_atol = {VERIFY_TAU:g} * scale, "
+                        "scale = the member's natural scale (members.<m>.scale, with its reason); "
+                        "computed members are regenerated from the stored inputs and cotangents; "
+                        "integer and boolean members exactly"),
+        "scale_rule": (f"data: max |entry|; computed: max(max |entry|, sensitivity), sensitivity = "
+                       f"max |change| / eta when the differentiable inputs and the cotangents move "
+                       f"by a relative eta = 2^-36 with random signs (the size of the terms that "
+                       f"cancel); declared floors where a case states one"),
     }
+
+
+def _dist_version(name):
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
 
 
 @contextlib.contextmanager
@@ -270,7 +426,15 @@ def generate(root=None, only=None, quiet=False):
             _progress(i, len(cases), case.id)
     with _locked(root):
         old = _read_manifest(root)
-        files = dict(old["files"]) if (old and only) else {}
+        old_files = old.get("files", {}) if old else {}
+        files = dict(old_files) if only else {}
+        for rel, entry in written.items():
+            # a certificate belongs to the exact bytes it certified: keep it while they stay
+            prev = old_files.get(rel)
+            if prev and prev.get("sha256") == entry["sha256"]:
+                for key, meta in prev.get("members", {}).items():
+                    if "certificate" in meta and key in entry["members"]:
+                        entry["members"][key]["certificate"] = meta["certificate"]
         files.update(written)
         if not only:
             for path in root.rglob("*.npz"):
@@ -281,40 +445,119 @@ def generate(root=None, only=None, quiet=False):
     return sorted(written)
 
 
-def _compare_arrays(key, new, old):
-    """None if equal within the verify rule, else a short reason."""
+def _compare_member(key, new, old, atol):
+    """None if ``new`` reproduces the stored ``old`` within ``atol``, else a short reason.
+
+    Float members: ``|new − old| ≤ atol`` elementwise (``atol = VERIFY_TAU·S``, the member's
+    natural scale), infinities in the same places with the same signs, never a NaN. Integer,
+    boolean and string members: exactly equal.
+    """
     if new.shape != old.shape:
         return f"{key}: shape {old.shape} stored, {new.shape} regenerated"
     if new.dtype.kind != old.dtype.kind:
         return f"{key}: dtype {old.dtype} stored, {new.dtype} regenerated"
     if new.dtype.kind not in "fc":
         if not onp.array_equal(new, old):
-            return f"{key}: values differ"
+            bad = onp.argwhere(new != old)
+            at = tuple(int(i) for i in bad[0]) if bad.size else ()
+            return f"{key}: values differ (first at {at}; compared exactly)"
         return None
     if new.size == 0:
         return None
-    same_inf = onp.isinf(new) & onp.isinf(old) & (onp.sign(new) == onp.sign(old))
-    finite = onp.isfinite(old)
-    if onp.any(onp.isinf(new) != onp.isinf(old)) or onp.any(onp.isnan(new) | onp.isnan(old)):
+    if onp.any(onp.isnan(new) | onp.isnan(old)):
+        return f"{key}: NaN entries"
+    if onp.any(onp.isinf(new) != onp.isinf(old)) or onp.any(onp.isinf(old) & (new != old)):
         return f"{key}: non-finite entries differ"
-    scale = onp.max(onp.abs(old[finite])) if finite.any() else 0.0
-    with onp.errstate(invalid="ignore"):
-        diff = onp.where(same_inf, 0.0, onp.abs(new - old))
-    allowed = TABLE_VERIFY_RTOL * (onp.where(finite, onp.abs(old), 0.0) + scale)
-    bad = diff > allowed
-    if bad.any():
-        idx = tuple(int(i) for i in onp.unravel_index(int(onp.argmax(diff - allowed)), old.shape))
-        return f"{key}: max |Δ| {float(diff.max()):.3g} at {idx} exceeds the verify tolerance"
+    finite = onp.isfinite(old)
+    diff = onp.where(finite, onp.abs(onp.where(finite, new, 0.0) - onp.where(finite, old, 0.0)), 0.0)
+    if onp.any(diff > atol):
+        idx = tuple(int(i) for i in onp.unravel_index(int(onp.argmax(diff)), old.shape))
+        return (f"{key}: max |Δ| {float(diff.max()):.3g} at {idx} exceeds its verify tolerance "
+                f"{atol:.3g}")
     return None
 
 
+def _member_entries(case, rec):
+    """The manifest's ``members``: every member in file order, with kind, shape, dtype and,
+    for float members, the natural scale, the verify tolerance and its reason."""
+    scales = natural_scales(case, rec)
+    out = {}
+    for key, arr in rec.items():
+        entry = {"kind": member_kind(key), "shape": list(arr.shape), "dtype": arr.dtype.str}
+        if key in scales:
+            entry.update(scale=_round_sig(scales[key]["scale"]), verify_atol=_round_sig(scales[key]["atol"]),
+                         scale_reason=scales[key]["reason"])
+        out[key] = entry
+    return out
+
+
+def _round_sig(x, digits=6):
+    """A scale rounded to 6 significant digits (the manifest is text; the rule is not that fine)."""
+    return float(f"{x:.{digits - 1}e}")
+
+
+def _verify_one(case, data, entry):
+    """Reasons why a stored table (bytes) is stale; [] when it reproduces."""
+    with onp.load(io.BytesIO(data), allow_pickle=False) as z:
+        stored = {k: z[k] for k in z.files}
+    spec = case.spec
+    reasons = []
+    # 1. the data: the inputs, parameters and cotangents the case draws today
+    fresh_data = case_record(case)
+    if set(stored) != set(fresh_data):
+        reasons.append(f"members differ: stored {sorted(set(stored) - set(fresh_data))} "
+                       f"vs regenerated {sorted(set(fresh_data) - set(stored))}")
+    members = entry.get("members", {})
+    for key in [k for k in fresh_data if member_kind(k) not in COMPUTED_KINDS and k in stored]:
+        atol = float(members.get(key, {}).get("verify_atol", 0.0))
+        r = _compare_member(key, fresh_data[key], stored[key], atol)
+        if r:
+            reasons.append(r)
+    # 2. the computed members, evaluated on the *stored* inputs and cotangents, so that a
+    #    difference in how another machine draws the inputs is not amplified into them
+    missing = [n for n in spec.inputs if f"input.{n}" not in stored]
+    if missing:
+        return reasons or [f"inputs {missing} missing"]
+    inputs = {n: stored[f"input.{n}"] for n in spec.inputs}
+    cots = {k.split(".", 1)[1]: v for k, v in stored.items() if member_kind(k) == "cotangent"}
+    try:
+        fresh = _evaluate(case, inputs, cots or None)
+    except Exception as exc:  # the stored inputs no longer run: that is a stale table
+        return reasons + [f"the reference raises on the stored inputs ({type(exc).__name__}: {exc})"]
+    for key in [k for k in fresh if k in stored]:
+        meta = members.get(key)
+        if fresh[key].dtype.kind in "fc" and (meta is None or "verify_atol" not in meta):
+            reasons.append(f"{key}: the manifest records no verify tolerance")
+            continue
+        atol = float(meta["verify_atol"]) if meta and "verify_atol" in meta else 0.0
+        r = _compare_member(key, fresh[key], stored[key], atol)
+        if r:
+            reasons.append(r)
+    # 3. the recorded tolerance must be today's (a manifest edited to pass is stale)
+    scales = natural_scales(case, {**stored, **fresh})
+    for key, sc in scales.items():
+        rec_atol = float(members.get(key, {}).get("verify_atol", onp.nan))
+        if not (0.5 * sc["atol"] <= rec_atol <= 2.0 * sc["atol"]) and not (sc["atol"] == rec_atol == 0.0):
+            reasons.append(f"{key}: recorded verify tolerance {rec_atol:.3g} is not today's "
+                           f"{sc['atol']:.3g} ({sc['reason']})")
+    return reasons
+
+
 def verify(root=None, only=None, quiet=False):
-    """Regenerate in memory and compare with the files on disk.
+    """Check the files on disk against the registry and the reference; nothing is changed.
+
+    Per table: the manifest entry exists and the file's sha256 matches it; the inputs,
+    parameters and cotangents are what the case draws today; the reference, run on the
+    *stored* inputs and cotangents, reproduces every computed member within its recorded
+    tolerance ``VERIFY_TAU·S`` (:func:`natural_scales`); and that tolerance is today's.
 
     Returns a dict with lists ``missing``, ``extra``, ``corrupted``, ``stale`` (each entry a
-    relative path with a reason) and ``checked`` (count). Nothing on disk is changed.
+    relative path with a reason) and ``checked`` (count). Raises ``FileNotFoundError`` if
+    ``root`` is not a folder.
     """
     root = Path(root) if root else default_root()
+    if not root.is_dir():
+        raise FileNotFoundError(f"tables folder {root} does not exist (or is not a folder)")
     problems = {"missing": [], "extra": [], "corrupted": [], "stale": [], "checked": 0}
     manifest = _read_manifest(root)
     if manifest is None:
@@ -326,6 +569,8 @@ def verify(root=None, only=None, quiet=False):
             problems["stale"].append(f"{MANIFEST}: format version {manifest.get('format_version')} "
                                      f"!= {kexue_ref.TABLE_FORMAT_VERSION}")
     cases = _selected_cases(only)
+    if only and not cases:
+        raise ValueError(f"--only {only!r} matches no op, case id or table path")
     expected = {case_path(c): c for c in cases}
     for i, (rel, case) in enumerate(sorted(expected.items()), 1):
         if not quiet:
@@ -342,20 +587,10 @@ def verify(root=None, only=None, quiet=False):
             problems["corrupted"].append(f"{rel}: sha256 differs from the manifest")
             continue
         try:
-            with onp.load(io.BytesIO(data), allow_pickle=False) as z:
-                stored = {k: z[k] for k in z.files}
-        except Exception as exc:  # a file whose hash matches but cannot be read
+            reasons = _verify_one(case, data, files[rel])
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:  # hash matches, file unreadable
             problems["corrupted"].append(f"{rel}: unreadable ({type(exc).__name__}: {exc})")
             continue
-        fresh = case_record(case)
-        reasons = []
-        if set(stored) != set(fresh):
-            reasons.append(f"members differ: stored {sorted(set(stored) - set(fresh))} "
-                           f"vs regenerated {sorted(set(fresh) - set(stored))}")
-        for key in sorted(set(stored) & set(fresh)):
-            r = _compare_arrays(key, fresh[key], stored[key])
-            if r:
-                reasons.append(r)
         if reasons:
             problems["stale"].append(f"{rel}: " + "; ".join(reasons))
         problems["checked"] += 1
@@ -397,6 +632,16 @@ def add_parser(sub):
         if name != "list":
             q.add_argument("--quiet", action="store_true", help="no progress output")
         q.set_defaults(func=_run)
+    q = tsub.add_parser("certify", help="certify the stored numbers against mpmath (extra 'certify')")
+    q.add_argument("--only", default=None, help="glob over op names, case ids or paths")
+    q.add_argument("--root", default=None, help="tables folder (default: the checkout's tables/)")
+    q.add_argument("--tier", action="append", choices=TABLE_TIERS,
+                   help="certify only this tier (repeatable; default: every tabled tier)")
+    q.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 if any member exceeds its published bound")
+    q.add_argument("--jobs", type=int, default=None, help="worker processes (default: the CPU count)")
+    q.add_argument("--quiet", action="store_true", help="no progress output")
+    q.set_defaults(func=lambda args: __import__("kexue_ref.certify._run", fromlist=["cli"]).cli(args))
     q = tsub.add_parser("show", help="show one table's manifest entry and arrays")
     q.add_argument("name", help="relative path (smoothing/smooth_max__post-x-K1.npz) or case id")
     q.add_argument("--root", default=None)
@@ -411,7 +656,11 @@ def _run(args):
         print(f"wrote {len(written)} tables and {MANIFEST} under {Path(args.root or default_root())}")
         return 0
     if action == "verify":
-        problems = verify(args.root, args.only, quiet=args.quiet)
+        try:
+            problems = verify(args.root, args.only, quiet=args.quiet)
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"tables verify: {exc}", file=sys.stderr)
+            return 2
         bad = 0
         for kind in ("missing", "extra", "corrupted", "stale"):
             for line in problems[kind]:

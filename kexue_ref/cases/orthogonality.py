@@ -88,6 +88,20 @@ def _sign_cases():
     ] + _layer_errors()
 
 
+_B1_SCALE = ("Θ is constant at B = 1 (every T̂ entry is ±1), so the gradient is an exact zero "
+             "assembled from terms of size γ·|U|·|other factor|/|T| in the column normalisation")
+
+
+def _b1_grad_scale(other):
+    """Natural scale of an identically zero SOM gradient: γ·max|U|·max|other|/min|T|."""
+    def scale(rec):
+        x, w = rec["input.x"], rec["input.w"]
+        t = onp.abs(onp.tanh(rec["param.gamma"] * (x @ w)))
+        u = onp.abs(rec["cotangent.out"]).max()
+        return float(rec["param.gamma"] * u * onp.abs(rec[other]).max() / t.min())
+    return scale
+
+
 def _som_gram_cases():
     return [
         CaseDef("B16-D5-M4", lambda rng: _layer(rng, 16, 5, 4)),
@@ -95,7 +109,9 @@ def _som_gram_cases():
         CaseDef("bias", lambda rng: _layer(rng, 12, 4, 3), {"bias": [0.3, -0.2, 0.1]}, tier="full"),
         CaseDef("M-gt-D", lambda rng: _layer(rng, 20, 3, 6), tier="full", note="M > D"),
         CaseDef("B1", lambda rng: _layer(rng, 1, 4, 3), {"gamma": 0.5}, tier="full",
-                note="one sample: T̂ entries are ±1, Θ_ij = ±1"),
+                note="one sample: T̂ entries are ±1, Θ_ij = ±1",
+                scales={"grad.x": (_b1_grad_scale("input.w"), _B1_SCALE),
+                        "grad.w": (_b1_grad_scale("input.x"), _B1_SCALE)}),
         CaseDef("dead-unit", {"x": X2, "w": onp.array([[0.8, 0.0, 0.5], [0.2, 0.0, -0.6]])}, tier="edge",
                 gradcheck=False, note=DEAD),
         CaseDef("saturated-gamma1e3", lambda rng: _layer(rng, 10, 3, 3), {"gamma": 1e3}, tier="edge",
