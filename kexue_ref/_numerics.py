@@ -146,7 +146,7 @@ def sigmoid(x):
     (0.5, 0.0)
     """
     x = _checked(x, "x", allow_pos_inf=True)
-    return _expit(x)
+    return _sigmoid(x)
 
 
 def log_sigmoid(x):
@@ -340,31 +340,90 @@ def _shift(x, axis):
     return onp.where(onp.isfinite(m), m, onp.zeros_like(m))
 
 
+def _lse_parts(x, axis):
+    r"""The pieces of LSE(x) = x_k + log1p(Σ_{j≠k} e^{x_j − x_k}), with k the first maximum.
+
+    Returns ``(xk, z, rest, empty)``, all with ``axis`` kept (length 1 except ``z``):
+
+    * ``xk``: the largest entry x_k of each slice, *with* its gradient (0 in an all −inf slice);
+    * ``z = x − x_k``: every entry ≤ 0, exactly 0 at k;
+    * ``rest = Σ_{j≠k} e^{z_j}``: the mass outside the maximum, summed without the 1 of e^{z_k},
+      so ``log1p(rest)`` keeps every digit of a tiny tail (LSE − x_k = log(1 + rest) with
+      rest = 1e-61 is 1e-61, not the 0 that log(1 + rest) rounds to);
+    * ``empty``: a plain bool array, True for an all −inf slice (no mass, decision D4).
+
+    The identity holds for any fixed k, so autograd differentiates it exactly to any order
+    (k only changes where two entries tie, where LSE is smooth anyway).
+    """
+    xv = getval(x)
+    m = onp.max(xv, axis=axis, keepdims=True)
+    empty = ~onp.isfinite(m)
+    # one-hot of the first maximum along ``axis`` (none in an all −inf slice)
+    pos = onp.arange(xv.shape[axis]).reshape([-1 if a == axis else 1 for a in range(xv.ndim)])
+    first = (pos == onp.argmax(xv, axis=axis, keepdims=True)) & ~empty
+    zero = _const(0.0, x)
+    # x_k, traced: ∂x_k/∂x_k = 1 carries the gradient of the shift
+    xk = np.sum(np.where(first, x, zero), axis=axis, keepdims=True)
+    # z_j = x_j − x_k (−inf stays −inf; in an all −inf slice x_k = 0 and z = −inf)
+    z = x - xk
+    # rest = Σ_{j≠k} e^{z_j}; the 1 of e^{z_k} = e^0 is left out
+    rest = np.sum(np.where(first, zero, np.exp(z)), axis=axis, keepdims=True)
+    return xk, z, rest, empty
+
+
 def _logsumexp(x, axis, keepdims=False):
-    m = _shift(x, axis)
-    # s = Σ_i e^{x_i − m}; every term ≤ 1 and the largest is 1 unless the slice is all −inf.
-    s = np.sum(np.exp(x - m), axis=axis, keepdims=True)
-    empty = getval(s) == 0
-    # LSE = m + log s, and −inf where s = 0 (all −inf slice); log is taken of a safe 1 there.
-    out = m + np.log(np.where(empty, _const(1.0, x), s)) + np.where(empty, _const(-onp.inf, x), _const(0.0, x))
+    xk, _, rest, empty = _lse_parts(x, axis)
+    # LSE = x_k + log(1 + Σ_{j≠k} e^{x_j − x_k}), and −inf for an all −inf slice (D4);
+    # there x_k = 0 and rest = 0, so the gradient is 0
+    out = xk + np.log1p(rest) + np.where(empty, _const(-onp.inf, x), _const(0.0, x))
     return out if keepdims else np.squeeze(out, axis=axis)
 
 
+@primitive
 def _softmax(x, axis):
     m = _shift(x, axis)
     # e_i = e^{x_i − m}
-    e = np.exp(x - m)
-    s = np.sum(e, axis=axis, keepdims=True)
+    e = onp.exp(x - m)
+    s = onp.sum(e, axis=axis, keepdims=True)
     # P_i = e_i / Σ_j e_j; an all −inf slice has e = 0 and is divided by a safe 1 (P = 0).
-    return e / np.where(getval(s) == 0, _const(1.0, x), s)
+    return e / onp.where(s == 0, _const(1.0, x), s)
+
+
+def _exclusive_sum(a, axis):
+    r"""Σ_{j≠i} a_j along ``axis`` for every i, as a prefix plus a suffix sum (no a_i to cancel)."""
+    a = np.moveaxis(a, axis, -1)
+    zero = np.zeros_like(a[..., :1])
+    # prefix_i = Σ_{j<i} a_j
+    pre = np.concatenate([zero, np.cumsum(a, axis=-1)[..., :-1]], axis=-1)
+    # suffix_i = Σ_{j>i} a_j (a cumulative sum of the reversed slice)
+    suf = np.concatenate([np.cumsum(a[..., ::-1], axis=-1)[..., ::-1][..., 1:], zero], axis=-1)
+    return np.moveaxis(pre + suf, -1, axis)
+
+
+def _softmax_vjp(ans, g, axis):
+    r"""VJP of the softmax, P_i (g_i − Σ_j g_j P_j), written as P_i Σ_{j≠i} P_j (g_i − g_j).
+
+    Expanded as P_i ((Σ_{j≠i} P_j) g_i − Σ_{j≠i} P_j g_j), with both sums exclusive: when
+    P_i ≈ 1 the naive g_i − Σ_j g_j P_j subtracts two numbers of size |g_i| to get one of
+    size (1 − P_i)|g_i|, while here each term is already of the size of the result.
+    Traceable by autograd (its own derivative is taken for the order-2 checks).
+    """
+    # Σ_{j≠i} P_j (= 1 − P_i, without the cancellation)
+    rest = _exclusive_sum(ans, axis)
+    # Σ_{j≠i} P_j g_j
+    other = _exclusive_sum(ans * g, axis)
+    return ans * (rest * g - other)
+
+
+defvjp(_softmax, lambda ans, x, axis: lambda g: _softmax_vjp(ans, g, axis))
+defjvp(_softmax, lambda v, ans, x, axis: _softmax_vjp(ans, v, axis))
 
 
 def _log_softmax(x, axis):
-    m = _shift(x, axis)
-    z = x - m
-    s = np.sum(np.exp(z), axis=axis, keepdims=True)
-    # log P_i = (x_i − m) − log Σ_j e^{x_j − m}
-    return z - np.log(np.where(getval(s) == 0, _const(1.0, x), s))
+    _, z, rest, _ = _lse_parts(x, axis)
+    # log P_i = (x_i − x_k) − log(1 + Σ_{j≠k} e^{x_j − x_k}); at i = k this is −log1p(rest),
+    # a tiny negative number rather than the 0 of (x_k − m) − log(Σ e^{x − m})
+    return z - np.log1p(rest)
 
 
 def _masked_softmax(x, mask, axis):
@@ -387,6 +446,23 @@ defvjp(_tanh, lambda ans, x: lambda g: g * _sech2(x))
 defjvp(_tanh, lambda g, ans, x: g * _sech2(x))
 
 
+@primitive
+def _sigmoid(x):
+    # σ(x) = 1/(1 + e^{−x}), by SciPy's overflow-free expit
+    return _expit(x)
+
+
+@primitive
 def _softplus(x):
     # softplus(x) = log(e^0 + e^x), computed by logaddexp without overflow.
-    return np.logaddexp(_const(0.0, x), x)
+    return onp.logaddexp(_const(0.0, x), x)
+
+
+# dσ/dx = σ(x)·σ(−x): both factors keep full relative precision, whereas σ(1 − σ) loses
+# the digits of 1 − σ for x ≳ 1 (at x = 30 only three of them survive).
+defvjp(_sigmoid, lambda ans, x: lambda g: g * _sigmoid(x) * _sigmoid(-x))
+defjvp(_sigmoid, lambda g, ans, x: g * _sigmoid(x) * _sigmoid(-x))
+# d softplus/dx = σ(x), exactly; autograd's logaddexp VJP e^{x − softplus(x)} turns the
+# rounding of softplus(x) into a relative error of ~|x|·eps.
+defvjp(_softplus, lambda ans, x: lambda g: g * _sigmoid(x))
+defjvp(_softplus, lambda g, ans, x: g * _sigmoid(x))

@@ -414,8 +414,8 @@ def gumbel_softmax(logits, g, tau, *, hard=False, axis=-1, given="logits"):
     t = check_positive(tau, "tau")
     if not isinstance(hard, bool):
         raise TypeError(f"hard must be True or False, got {hard!r}")
-    # ỹ = softmax((o + g)/τ), max-shifted along the category axis
-    y_soft = _softmax((o + g) / t, axis)  # g.shape
+    # ỹ = softmax((o + g)/τ), the scores shifted by their maximum before the division by τ
+    y_soft = _softmax(_tempered_scores(o, g, t, axis), axis)  # g.shape
     if not hard:
         return y_soft
     # y_hard = onehot(argmax_i (o_i + g_i))
@@ -706,8 +706,8 @@ def gumbel_softmax_pathwise_grad(logits, g, df_dy, tau):
         raise ValueError(f"df_dy must have shape (S, K) = {value_of(g).shape} or (K,) = ({K},), "
                          f"got {value_of(df).shape}")
     t = check_positive(tau, "tau")
-    # ỹ_s = softmax((o + g_s)/τ)
-    y = _softmax((o + g) / t, -1)  # (S, K)
+    # ỹ_s = softmax((o + g_s)/τ), the scores shifted by their maximum before the division by τ
+    y = _softmax(_tempered_scores(o, g, t, -1), -1)  # (S, K)
     # ĝ_s = (1/τ) ỹ_s ⊙ (∇f − <∇f, ỹ_s>), without cancellation at the dominant category
     return _softmax_jtp(y, df, -1) / t
 
@@ -969,14 +969,16 @@ def _minus_baseline(f, baseline):
 def _softmax_jtp(y, c, axis):
     r"""The softmax Jacobian times a vector, :math:`\tilde y \odot (c - \langle c, \tilde y\rangle)`, without cancellation.
 
-    .. math:: \tilde y_j\Big((c_j - c_r) - \sum_i \tilde y_i\,(c_i - c_r)\Big),
+    .. math:: \tilde y_r\Big(c_r - \sum_i \tilde y_i c_i\Big)
+              = -\tilde y_r \sum_{i\ne r} \tilde y_i\,(c_i - c_r),
               \qquad r = \mathop{\mathrm{argmax}}_i \tilde y_i
 
-    equals :math:`\tilde y_j (c_j - \langle c, \tilde y\rangle)` since Σ_i ỹ_i = 1, for any r.
+    (equal since Σ_i ỹ_i = 1); the other entries are ỹ_j (c_j − Σ_i ỹ_i c_i) as written.
     Written as ``y * (c - sum(c * y))`` the entry of the dominant category cancels: at
     τ = 10⁻³ its ỹ_r is 1 − 10⁻²⁰⁰, ``sum(c * y)`` rounds to c_r and the result to 0 instead of
-    −ỹ_r Σ_{i≠r} ỹ_i (c_i − c_r). Shifting by c_r makes that entry's bracket the small sum
-    itself (d_r = 0 exactly), and each other entry's bracket is led by its own c_j − c_r.
+    −ỹ_r Σ_{i≠r} ỹ_i (c_i − c_r). The right-hand form has no cancellation (its i = r term is
+    exactly 0). For the other entries the plain form is kept: there 1 − ỹ_j is not small, and
+    shifting by c_r would add the rounding of c_i − c_r when |c_r| is large.
 
     Parameters
     ----------
@@ -1001,8 +1003,55 @@ def _softmax_jtp(y, c, axis):
     r = _onehot(onp.argmax(onp.broadcast_to(yv, shape), axis=axis), shape[axis], axis, yv.dtype)
     # d_i = c_i − c_r (exactly 0 at i = r: the sum adds zeros to c_r)
     d = c - np.sum(c * r, axis=axis, keepdims=True)
-    # ỹ_j (d_j − Σ_i ỹ_i d_i)
-    return y * (d - np.sum(y * d, axis=axis, keepdims=True))
+    # at r: ỹ_r (0 − Σ_{i≠r} ỹ_i d_i), no cancellation however close ỹ_r is to 1
+    dominant = y * (d - np.sum(y * d, axis=axis, keepdims=True))
+    # elsewhere: ỹ_j (c_j − Σ_i ỹ_i c_i), which rounds less than the shifted form when |c_r| is large
+    plain = y * (c - np.sum(y * c, axis=axis, keepdims=True))
+    return np.where(r > 0, dominant, plain)
+
+
+def _tempered_scores(o, g, t, axis):
+    r"""The scores of Gumbel-Softmax, :math:`(o + g - \max(o + g))/\tau`, with o + g compensated.
+
+    softmax((o + g)/τ) equals softmax of this (a shift along ``axis``). At small τ the rounding
+    of the float sum o + g (half an ulp of |o + g|) is multiplied by 1/τ in the exponent: at
+    τ = 10⁻³ and |o + g| ≈ 5 a category with weight e⁻⁴⁶⁰ would carry a relative error of
+    ~10⁻¹², and dividing the unshifted scores by τ first adds the rounding of numbers ~5000.
+    Here the exact error of each sum (Knuth's TwoSum, a constant for autograd: it has no
+    derivative) is added back after the shift, and the division comes last.
+
+    Parameters
+    ----------
+    o : array broadcastable to ``g.shape`` (−∞ allowed, not in every entry of a slice).
+    g : array, the Gumbel noise; ``g.shape`` is the result's shape.
+    t : float τ > 0.
+    axis : int, the category axis.
+
+    Returns
+    -------
+    array of ``g.shape``; its maximum along ``axis`` is 0. The derivative w.r.t. o and g is
+    1/τ, as for (o + g)/τ (the shift is a constant, which softmax does not see).
+
+    Notes
+    -----
+    Source: https://kexue.fm/archives/6705, section "Gumbel Softmax"; TwoSum: Knuth, TAOCP
+    vol. 2, §4.2.2; ``docs/reparam.md`` ("Accuracy at small τ").
+    """
+    s = o + g
+    sv = value_of(s)
+    ov = onp.broadcast_to(value_of(o), sv.shape)
+    gv = onp.broadcast_to(value_of(g), sv.shape)
+    with onp.errstate(invalid="ignore"):
+        # TwoSum: s + err = o + g exactly (NaN from −∞ − (−∞) is replaced by 0 below)
+        bp = sv - ov
+        err = (ov - (sv - bp)) + (gv - bp)
+    err = onp.where(onp.isfinite(sv), err, 0).astype(sv.dtype)
+    # the shift: the maximum of s and the error of that entry, constants along axis
+    r = onp.expand_dims(onp.argmax(sv, axis=axis), axis)
+    m = onp.take_along_axis(sv, r, axis=axis)
+    em = onp.take_along_axis(err, r, axis=axis)
+    # ((s − m) + (err − err_m)) / τ
+    return ((s - m) + (err - em)) / t
 
 
 @primitive

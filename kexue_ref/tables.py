@@ -674,7 +674,7 @@ def _run(args):
     if action == "list":
         rows = list_tables(args.root, args.only)
         for rel, entry in rows:
-            shapes = ", ".join(f"{k.split('.', 1)[1]}{tuple(v['shape'])}" for k, v in entry["arrays"].items()
+            shapes = ", ".join(f"{k.split('.', 1)[1]}{tuple(v['shape'])}" for k, v in entry["members"].items()
                                if k.startswith("output."))
             print(f"{rel:<70} {entry['tier']:<5} {shapes}")
         print(f"{len(rows)} tables")

@@ -719,9 +719,99 @@ def tree_f1(d, d_gold):
     return _scalar(P), _scalar(R), _scalar(F)
 
 
+# ---------------------------------------------------------------------------
+# Exact VJPs where central differences lose the small entries
+# ---------------------------------------------------------------------------
+
+def _softmax_vjp_rows(a_rows, G_rows):
+    """∂/∂a_m Σ_j p_j G_j = p_m Σ_j p_j (G_m − G_j), p = softmax(a), for every row."""
+    m = _m()
+    out = []
+    for a, G in zip(a_rows, G_rows):
+        p = _softmax_list(a)
+        out.append([p[k] * m.fsum(p[j] * (G[k] - G[j]) for j in range(len(p)))
+                    for k in range(len(p))])
+    return out
+
+
+def _cot_rows(u, L, C=1):
+    """Cotangent rows (..., L·C) folded to levels: U_k = Σ_c u_{kC + c} (the VJP of the expansion)."""
+    m = _m()
+    rows = onp.asarray(u, dtype=onp.float64).reshape(-1, L * C).tolist()
+    return [[m.fsum(m.mpf(r[k * C + c]) for c in range(C)) for k in range(L)] for r in rows]
+
+
+def cumax_grad(a, cotangents, axis=-1):
+    r"""Exact VJP of :func:`cumax` for the cotangent u.
+
+    .. math:: \phi = \sum_k u_k \tilde f_k = \sum_j p_j G_j, \quad G_j = \sum_{k \ge j} u_k,
+              \qquad \partial\phi / \partial a_m = p_m \sum_j p_j (G_m - G_j)
+
+    Parameters
+    ----------
+    a : object array (..., L, ...); cotangents : {"out": float array, the shape of a}; axis.
+
+    Returns
+    -------
+    {"a": object array, the shape of a}.
+
+    Notes
+    -----
+    Written without the cancellation of G_m − Σ_j p_j G_j, so entries of size e^{−90} next to
+    entries of size 1 (saturated logits) are exact; central differences of φ = O(1) would
+    lose them. Source: the softmax Jacobian ∂p_j/∂a_m = p_j (δ_jm − p_m).
+    """
+    m = _m()
+    a = onp.moveaxis(onp.asarray(a, dtype=object), axis, -1)
+    L = a.shape[-1]
+    u = onp.moveaxis(onp.asarray(cotangents["out"], dtype=onp.float64), axis, -1)
+    rows, _ = _rows(a)
+    # G_j = Σ_{k ≥ j} u_k
+    G = [[m.fsum(r[j:]) for j in range(L)] for r in _cot_rows(u, L)]
+    g = _softmax_vjp_rows(rows, G)
+    return {"a": onp.moveaxis(_obj([v for r in g for v in r], a.shape), -1, axis)}
+
+
+def master_gates_grad(a_f, a_i, cotangents, master_input="su", chunk=1):
+    r"""Exact VJP of :func:`master_gates` for cotangents u (of f̃) and w (of ĩ), both (..., L·C).
+
+    .. math:: U_k = \sum_c u_{kC+c}, \quad G_j = \sum_{k \ge j} U_k; \qquad
+              W_k = \sum_c w_{kC+c}, \quad H_j = \sum_{k \le j} W_k \ (\text{su}), \
+              \sum_{k < j} W_k \ (\text{paper})
+
+    and ∂/∂a_m = p_m Σ_j p_j (G_m − G_j) (resp. H for a_i).
+
+    Parameters
+    ----------
+    a_f, a_i : object arrays (..., L); cotangents : {"f_master", "i_master"}; master_input; chunk.
+
+    Returns
+    -------
+    {"a_f", "a_i"}: object arrays (..., L).
+
+    Notes
+    -----
+    Source: the softmax Jacobian and the post's f̃ = cs→(softmax), ĩ = cs←(softmax).
+    """
+    m = _m()
+    L = onp.shape(a_f)[-1]
+    rf, lead = _rows(a_f)
+    ri, _ = _rows(a_i)
+    out = {}
+    U = _cot_rows(cotangents["f_master"], L, chunk)
+    G = [[m.fsum(r[j:]) for j in range(L)] for r in U]
+    W = _cot_rows(cotangents["i_master"], L, chunk)
+    # ĩ_k = Σ_{j ≥ k} p_j (su) or Σ_{j > k} p_j (paper): φ = Σ_j p_j H_j
+    H = [[m.fsum(r[:j + 1] if master_input == "su" else r[:j]) for j in range(L)] for r in W]
+    for name, rows, C in (("a_f", rf, G), ("a_i", ri, H)):
+        g = _softmax_vjp_rows(rows, C)
+        out[name] = _obj([v for r in g for v in r], onp.shape(a_f))
+    return out
+
+
 TRUTH = {f"on_lstm.{fn.__name__}": fn for fn in (
     cumax, master_gates, expand_levels, hard_master_gates, partitioned_update, cell_update, cell,
     cell_official, layer, layer_official, layer_dropconnect, layer_official_dropconnect, stack2,
     soft_level, distance, distance_in, induced_tree, tree_f1)}
-GRADS = {}
+GRADS = {"on_lstm.cumax": cumax_grad, "on_lstm.master_gates": master_gates_grad}
 BOUNDS = {}

@@ -64,15 +64,16 @@ def _num(v):
 
 
 def _frac(v):
-    """The exact rational value of an mpf / float / int (mpf = man·2^exp)."""
+    """The exact rational value of an mpf / float / int (a finite mpf is ±man·2^exp)."""
     if isinstance(v, Fraction):
         return v
     if isinstance(v, (int, onp.integer)):
         return Fraction(int(v))
     m = _mpm()
     if isinstance(v, m.mpf):
-        man, exp = v.man_exp
-        return Fraction(int(man)) * Fraction(2) ** int(exp)
+        # the raw (sign, mantissa, exponent, bitcount) of a finite mpf: (−1)^sign · man · 2^exp
+        sign, man, exp, _ = v._mpf_
+        return (-1) ** int(sign) * Fraction(int(man)) * Fraction(2) ** int(exp)
     return Fraction(float(v))
 
 

@@ -53,6 +53,9 @@ def multihead_attention(x, mask, wq, wk, wv, heads, compat=None):
     Source: https://kexue.fm/archives/6671; ``bojone/kg-2019`` ``Attention`` (scores divided by
     √D with D = ``size_per_head``). Masked softmax: ``kexue_ref._numerics._masked_softmax`` (D4).
     In float64 the keras form agrees with the default at valid queries to ~e^{-1e10}, i.e. exactly.
+    The 1e10 penalty is applied relative to its minimum over the keys of the sample (the same
+    softmax), so a sample with no valid key gets the exact plain softmax of its scores rather
+    than scores rounded to the spacing of 1e10 (2e-6 in float64).
     """
     x = as_float(x, "x")
     check_float_array(x, "x")
@@ -90,8 +93,13 @@ def _attention(x, mask, wq, wk, wv, H, compat):
     if mask is None:
         a = nx._softmax(s, 3)
     elif compat == "keras":
-        # the code: S − 1e10·(1 − m_j), then an ordinary softmax (queries unmasked)
-        a = nx._softmax(s - onp.asarray(KERAS_MASK_CONSTANT, dt) * (1 - mask[:, None, None, :].astype(dt)), 3)
+        # the code: S − 1e10·(1 − m_j), then an ordinary softmax (queries unmasked). The penalty
+        # is taken relative to its smallest value in the sample (softmax is shift-invariant):
+        # 0 at valid keys, and 0 at every key of a sample without a valid one, whose row is then
+        # the plain softmax of S instead of S − 1e10 rounded to the 2e-6 spacing of 1e10.
+        pen = onp.asarray(KERAS_MASK_CONSTANT, dt) * (1 - mask.astype(dt))                 # (B, T)
+        pen = pen - pen.min(axis=1, keepdims=True)
+        a = nx._softmax(s - pen[:, None, None, :], 3)
     else:
         # A_hij = softmax over the valid keys j (exact, D4)
         a = nx._masked_softmax(s, mask[:, None, None, :], 3)

@@ -111,10 +111,9 @@ def extraction_loss(ps1, ps2, po1, po2, s1, s2, o1, o2, mask=None, clip=KERAS_EP
 
 def _masked_bce(p, t, mask, eps):
     dt = value_of(p).dtype
-    # p̄ = clip(p, ε, 1 − ε)
-    pc = np.clip(p, onp.asarray(eps, dt), onp.asarray(1 - eps, dt))
+    lp, lq = _clipped_logs(p, eps, dt)
     # ℓ = −t log p̄ − (1 − t) log(1 − p̄)
-    ell = -(t * np.log(pc) + (1 - t) * np.log(1 - pc))
+    ell = -(t * lp + (1 - t) * lq)
     if value_of(p).ndim == 3:
         # sum over the P predicate channels
         ell = np.sum(ell, axis=-1)                                            # (B, T)
@@ -123,6 +122,34 @@ def _masked_bce(p, t, mask, eps):
     m = mask.astype(dt)
     # L = Σ m ℓ / Σ m
     return np.sum(ell * m) / onp.sum(m)
+
+
+def _clipped_logs(p, eps, dt):
+    r"""log p̄ and log(1 − p̄) for p̄ = clip(p, ε, 1 − ε), without rounding the bound 1 − ε.
+
+    In floating point 1 − ε is not representable (for ε = 1e-7 it rounds by 5e-17), and
+    1 − fl(1 − ε) differs from ε by 5e-10 relative, so ``log(1 − clip(p))`` at p = 1 would be
+    off by 5e-10. Each half works on the side where its argument is exact:
+
+    * p < ½: log p̄ = log max(p, ε), log(1 − p̄) = log1p(−max(p, ε));
+    * p ≥ ½: with q = 1 − p (exact by Sterbenz), 1 − p̄ = max(q, ε), so
+      log(1 − p̄) = log max(q, ε) and log p̄ = log1p(−max(q, ε)).
+
+    The clip keeps Keras' zero gradient where it is active (and at its bounds). Each branch gets
+    a harmless stand-in on the other side, so no infinity meets a zero cotangent in ``where``.
+    """
+    lo = value_of(p) < 0.5
+    e, one = onp.asarray(eps, dt), onp.asarray(1.0, dt)
+    # p on the low side (¼ elsewhere), q = 1 − p on the high side (¼ elsewhere)
+    pl = np.where(lo, p, onp.asarray(0.25, dt))
+    q = np.where(lo, onp.asarray(0.25, dt), 1 - p)
+    # a = max(p, ε) for p < ½; c = max(1 − p, ε) for p ≥ ½ (the upper bounds never bind)
+    a = np.clip(pl, e, one)
+    c = np.clip(q, e, one)
+    # log p̄ and log(1 − p̄), each from its exact side
+    lp = np.where(lo, np.log(a), np.log1p(-c))
+    lq = np.where(lo, np.log1p(-a), np.log(c))
+    return lp, lq
 
 
 def _shape2(a, name):
