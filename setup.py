@@ -19,6 +19,7 @@ setup(
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["kexue_ref", "kexue_ref.*"]),
+    package_data={"kexue_ref": ["schemas/*.json"]},
     python_requires=">=3.10",
     install_requires=[
         "numpy>=1.24,<3",
@@ -26,11 +27,14 @@ setup(
         "scipy>=1.10",
         "numba>=0.59",
         # Limits OpenBLAS to one thread inside the parallel numba kernels: nested BLAS pools
-        # made the sparse-attention twins 2-4x slower and erratic (shared/PERF-NOTES.md).
+        # made the sparse-attention twins 2-4x slower and erratic (docs/sparse_attention_kernels.md).
         "threadpoolctl>=3.1",
     ],
     extras_require={
-        "test": ["pytest>=7"],
+        # the test suite also certifies the quick tier and validates the JSON Schemas
+        "test": ["pytest>=7", "mpmath>=1.3", "gmpy2>=2.1", "jsonschema>=4.18"],
+        # `kexue-ref tables certify`: 50-digit truth (gmpy2 makes mpmath several times faster)
+        "certify": ["mpmath>=1.3", "gmpy2>=2.1"],
         "plots": ["matplotlib>=3.6"],
         "frameworks": ["torch>=2.1", "jax>=0.4.30"],
     },

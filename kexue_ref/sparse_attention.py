@@ -24,6 +24,7 @@ traceable by autograd, keeps float32 as float32 and never returns NaN for valid 
 """
 import autograd.numpy as np
 import numpy as onp
+from autograd.extend import defjvp, defvjp, primitive
 from autograd.tracer import getval
 
 from kexue_ref import _masks
@@ -603,24 +604,60 @@ def sparse_attention_blocked(q, k, v, rate, *, causal=False, mask=None, block=64
 # tokens the layers pad with become q = k = v = 0 (score 0, value 0). Masks are additive:
 # S − (1 − mask)·1e10. Departure 3, the always-true condition
 # ``(mask_right is not False) or (mask_right is not None)`` of ``Attention``, subtracts 1e10
-# from every score when mask_right=False (causal=False); this step is rounded to float32, as
-# in the TF graph (SPEC §7.5 decision), so that its effect shows in float64 tables too.
+# from every score when mask_right=False (causal=False); this step is done in float32, as in
+# the layer's float32 graph, so that its effect shows in float64 tables too. Its derivative is
+# that of the casts it is written with (TensorFlow's and PyTorch's cast gradient): the
+# cotangent of the scores is rounded to float32 on the way back (docs/sparse_attention.md,
+# "compat='keras'", item 3).
 
 def _keras_additive(S, keep):
     """to_mask(a, mask, 'add'): S − (1 − keep)·1e10, in the dtype of S."""
     return S - nx._const(KERAS_CONSTANT, S) * (1.0 - keep.astype(value_of(S).dtype))
 
 
+@primitive
 def _keras_minus_1e10_float32(S):
-    """The always-true mask_right branch with mask_right=False: fl32(S − 1e10).
+    r"""The always-true ``mask_right`` branch with mask_right=False: cast(cast32(S) − 1e10).
+
+    .. math:: \tilde S = \mathrm{fl}_{32}\big(\mathrm{fl}_{32}(S) - 10^{10}\big), \qquad
+              \frac{\partial L}{\partial S} = \mathrm{fl}_{32}\Big(\frac{\partial L}
+              {\partial \tilde S}\Big)
 
     The float32 spacing at 1e10 is 1024, so every |S| < 512 rounds to −1e10 exactly and the
-    softmax becomes uniform over the keys not removed by an additive mask (SPEC §7.3).
-    Autograd differentiates the rounding as the identity, as TF's gradient does.
+    softmax becomes uniform over the keys not removed by an additive mask. The step is a cast
+    to float32, a float32 subtraction and a cast back to the working dtype; its VJP is that of
+    those casts in TensorFlow (``Cast``'s gradient casts the cotangent to the source dtype) and
+    in autograd or PyTorch: the subtraction passes the cotangent unchanged and the casts round
+    it to float32 (:func:`_keras_float32_cotangent`). In float32 both roundings are no-ops.
+
+    Parameters
+    ----------
+    S : array (…), the scores after the additive masks.
+
+    Returns
+    -------
+    array (…) in the dtype of S.
+
+    Notes
+    -----
+    Source: ``attention_keras.py`` of ``bojone/attention`` (``Attention.call``, the
+    ``mask_right`` branch), https://kexue.fm/archives/6853; the choice of derivative is
+    explained in ``docs/sparse_attention.md`` ("compat='keras'", item 3).
     """
-    dtype = value_of(S).dtype
-    # fl32(S − 1e10), then back to the working dtype
+    dtype = S.dtype
+    # fl32(fl32(S) − 1e10), then back to the working dtype (1e10 is exact in float32)
     return (S.astype(onp.float32) - onp.float32(KERAS_CONSTANT)).astype(dtype)
+
+
+def _keras_float32_cotangent(g):
+    """The cotangent (or tangent) g rounded to float32 and returned in its own dtype."""
+    dtype = value_of(g).dtype
+    # cast64(cast32(g)): the gradient of cast32 followed by that of cast64
+    return g.astype(onp.float32).astype(dtype)
+
+
+defvjp(_keras_minus_1e10_float32, lambda ans, S: _keras_float32_cotangent)
+defjvp(_keras_minus_1e10_float32, lambda t, ans, S: _keras_float32_cotangent(t))
 
 
 def _atrous_keras(q, k, v, R, causal, m):

@@ -642,6 +642,10 @@ def add_parser(sub):
     q.add_argument("--jobs", type=int, default=None, help="worker processes (default: the CPU count)")
     q.add_argument("--quiet", action="store_true", help="no progress output")
     q.set_defaults(func=lambda args: __import__("kexue_ref.certify._run", fromlist=["cli"]).cli(args))
+    q = tsub.add_parser("certify-report", help="rewrite the certification table of docs/tables.md")
+    q.add_argument("--root", default=None, help="tables folder (default: the checkout's tables/)")
+    q.add_argument("--docs", default=None, help="the page to rewrite (default: docs/tables.md beside tables/)")
+    q.set_defaults(func=_certify_report)
     q = tsub.add_parser("show", help="show one table's manifest entry and arrays")
     q.add_argument("name", help="relative path (smoothing/smooth_max__post-x-K1.npz) or case id")
     q.add_argument("--root", default=None)
@@ -693,6 +697,15 @@ def _run(args):
                 print(f"  {key} {arr.dtype} {arr.shape}:\n    " + str(arr).replace("\n", "\n    "))
         return 0
     return 2
+
+
+def _certify_report(args):
+    from kexue_ref.certify._run import write_report
+    root = Path(args.root) if args.root else default_root()
+    docs = Path(args.docs) if args.docs else root.parent / "docs" / "tables.md"
+    write_report(root / MANIFEST, docs)
+    print(f"rewrote the certification table of {docs}")
+    return 0
 
 
 def main(argv=None):

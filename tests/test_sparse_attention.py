@@ -297,6 +297,48 @@ def test_keras_always_true_branch_makes_weights_uniform():
     np.testing.assert_allclose(post[0, 0, 0], nx.softmax(s), rtol=1e-14)
 
 
+def test_keras_float32_step_rounds_the_score_cotangent():
+    # atrous, R = 1, T = 2, D = Dv = 1, no mask, non-causal: Keras appends one zero token and
+    # every score becomes fl32(s − 1e10) = −1e10, so P = 1/3 on (key 0, key 1, padding).
+    # With v = (1, 0), v_pad = 0 and the cotangent g = (1, 1), the softmax VJP is
+    #   dS_ij = P_ij (g_i v_j − Σ_j' P_ij' g_i v_j') = (1/3)(v_j − 1/3): 2/9 at j = 0, −1/9 at j = 1.
+    # The decision (docs/sparse_attention.md, compat="keras", item 3): dS is rounded to float32
+    # (the cast gradient), so with k = (1, 0): dq_i = fl32(2/9)·1 + fl32(−1/9)·0 = fl32(2/9),
+    # and with q = (1, 1): dk_j = 2·fl32(dS_0j); dv_j = Σ_i P_ij g_i = 2/3 is not rounded.
+    q = np.ones((1, 1, 2, 1))
+    k = np.array([1.0, 0.0]).reshape(1, 1, 2, 1)
+    v = np.array([1.0, 0.0]).reshape(1, 1, 2, 1)
+
+    def loss(q, k, v):
+        # g = (1, 1): the sum of the outputs
+        return anp.sum(sa.atrous_attention(q, k, v, 1, compat="keras"))
+
+    np.testing.assert_allclose(sa.atrous_attention(q, k, v, 1, compat="keras").ravel(), [1 / 3] * 2,
+                               rtol=1e-15)
+    dq, dk, dv = (grad(loss, n)(q, k, v).ravel() for n in range(3))
+    r29, r19 = float(np.float32(2 / 9)), float(np.float32(-1 / 9))
+    assert r29 != 2 / 9 and r19 != -1 / 9                 # the test tells the two rules apart
+    np.testing.assert_allclose(dq, [r29, r29], rtol=4e-16)
+    np.testing.assert_allclose(dk, [2 * r29, 2 * r19], rtol=4e-16)
+    np.testing.assert_allclose(dv, [2 / 3, 2 / 3], rtol=4e-16)
+    # the un-rounded (identity) rule would give 2/9: 7e-9 relative away, far outside the tolerance
+    assert abs(dq[0] - 2 / 9) > 1e-9
+    # the same for local attention (W = 1, T = 1: slots pad, key 0, pad) and in forward mode
+    from autograd import make_jvp
+    q1, k1, v1 = np.ones((1, 1, 1, 1)), np.ones((1, 1, 1, 1)), np.ones((1, 1, 1, 1))
+    # P = 1/3 on (pad, 0, pad); dS_00 = (1/3)(1 − 1/3) = 2/9 → dq = fl32(2/9)·k_0
+    assert grad(lambda x: anp.sum(sa.local_attention(x, k1, v1, 1, compat="keras")))(q1).item() == \
+        pytest.approx(r29, rel=4e-16)
+    # forward mode, tangent 0.1 of q: the score tangent fl32(0.1) (k_0 = 1), then
+    # dP_0 = (1/3)(1 − 1/3)·fl32(0.1) and do = dP_0·v_0 = (2/9)·fl32(0.1)
+    jvp = make_jvp(lambda x: sa.local_attention(x, k1, v1, 1, compat="keras"))(q1)(np.full_like(q1, 0.1))[1]
+    assert float(np.float32(0.1)) != 0.1
+    assert jvp.item() == pytest.approx(2 / 9 * float(np.float32(0.1)), rel=4e-16)
+    # float32 inputs: the roundings are no-ops, the gradient is the float32 VJP itself
+    g32 = grad(loss)(*(x.astype(np.float32) for x in (q, k, v)))
+    assert g32.dtype == np.float32 and np.allclose(g32.ravel(), 2 / 9, rtol=1e-6)
+
+
 def test_keras_atrous_attends_its_padding_without_a_mask(rng):
     q, k, _ = qkv(rng, T=5, D=2)
     v = np.eye(5).reshape(1, 1, 5, 5)

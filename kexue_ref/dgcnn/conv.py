@@ -11,8 +11,8 @@ Nothing here mutates its inputs; every function is traceable by autograd and kee
 import autograd.numpy as np
 import numpy as onp
 from autograd.extend import defvjp, primitive
-from autograd.scipy.special import expit as _sigmoid
 
+from kexue_ref._numerics import _sigmoid
 from kexue_ref._validate import as_float, check_choice, check_float_array, check_int, check_ndim, value_of
 
 __all__ = ["dilated_conv1d", "dgcnn_block", "dgcnn_stack", "flip_gate", "fuse_gate_kernels",
@@ -322,13 +322,15 @@ def _block(x, mask, w, b, r, gate, gate_keep, rate):
     if gate_keep is not None:
         # inverted dropout on the gate logits: g ← g·keep / (1 − rate)
         g = np.where(gate_keep, g / onp.asarray(1.0 - rate, value_of(x).dtype), onp.asarray(0.0, value_of(x).dtype))
-    s = _sigmoid(g)
+    # σ(g) and 1 − σ(g) = σ(−g), each with full relative precision (1 − σ(g) would lose the
+    # digits of a gate near 1)
+    s, s_neg = _sigmoid(g), _sigmoid(-g)
     if gate == "post":
         # Y = X ⊙ (1 − σ) + Conv₁(X) ⊙ σ
-        y = x * (1 - s) + c * s
+        y = x * s_neg + c * s
     else:
         # Y = G ⊙ X + (1 − G) ⊙ c
-        y = s * x + (1 - s) * c
+        y = s * x + s_neg * c
     # Y ← Y ⊙ mask
     return y if mask is None else y * mask[..., None]
 

@@ -10,8 +10,8 @@ of spans can start or end at a position.
 """
 import autograd.numpy as np
 import numpy as onp
-from autograd.scipy.special import expit as _sigmoid
 
+from kexue_ref._numerics import _sigmoid
 from kexue_ref._validate import as_float, check_choice, check_float_array, check_int, check_ndim, value_of
 from kexue_ref.dgcnn.conv import _check_mask, _conv
 from kexue_ref.dgcnn.rnn import _birnn, _check_rnn

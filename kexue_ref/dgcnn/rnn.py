@@ -14,8 +14,8 @@ Shapes: x (B, S, D_in) with S the number of sampled subject positions (6); N hid
 """
 import autograd.numpy as np
 import numpy as onp
-from autograd.scipy.special import expit as _sigmoid
 
+from kexue_ref._numerics import _sigmoid, _tanh
 from kexue_ref._validate import as_float, check_choice, check_float_array, check_ndim, value_of
 
 __all__ = ["gru", "lstm", "birnn"]
@@ -123,12 +123,13 @@ def _gru(x, w, u, b):
     for s in range(S):
         hu = np.matmul(h, u) + b[1]                                             # (B, 3N)
         # z = σ(x W_z + h U_z + b_z), r = σ(x W_r + h U_r + b_r)
-        z = _sigmoid(xw[:, s, :N] + hu[:, :N])
+        a_z = xw[:, s, :N] + hu[:, :N]
+        z = _sigmoid(a_z)
         r = _sigmoid(xw[:, s, N:2 * N] + hu[:, N:2 * N])
         # h̃ = tanh(x W_h + b^x_h + r ⊙ (h U_h + b^h_h))
-        h_tilde = np.tanh(xw[:, s, 2 * N:] + r * hu[:, 2 * N:])
-        # h = z ⊙ h + (1 − z) ⊙ h̃
-        h = z * h + (1 - z) * h_tilde
+        h_tilde = _tanh(xw[:, s, 2 * N:] + r * hu[:, 2 * N:])
+        # h = z ⊙ h + (1 − z) ⊙ h̃, with 1 − z = σ(−a_z) at full relative precision
+        h = z * h + _sigmoid(-a_z) * h_tilde
         out.append(h)
     return np.stack(out, axis=1)                                             # (B, S, N)
 
@@ -144,9 +145,9 @@ def _lstm(x, w, u, b):
         a = xw[:, s] + np.matmul(h, u)                                          # (B, 4N)
         i, f, c_hat, o = a[:, :N], a[:, N:2 * N], a[:, 2 * N:3 * N], a[:, 3 * N:]
         # c = σ(f) ⊙ c + σ(i) ⊙ tanh(ĉ)
-        c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(c_hat)
+        c = _sigmoid(f) * c + _sigmoid(i) * _tanh(c_hat)
         # h = σ(o) ⊙ tanh(c)
-        h = _sigmoid(o) * np.tanh(c)
+        h = _sigmoid(o) * _tanh(c)
         out.append(h)
     return np.stack(out, axis=1)
 
