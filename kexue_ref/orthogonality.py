@@ -63,8 +63,10 @@ def angle_gram(w):
     -----
     Source: https://kexue.fm/archives/7169 (the lemma E[sgn·sgn] = 1 − 2θ/π, i.e. the
     random-hyperplane / SimHash result of Goemans–Williamson and Charikar 2002).
-    θ is computed as :math:`2\,\mathrm{atan2}(\|\hat w_i - \hat w_j\|, \|\hat w_i + \hat w_j\|)`
-    (equal to the arccos, but accurate near θ = 0 and π, where arccos loses half the digits).
+    ϑ is computed as :math:`\tfrac{2}{\pi}\,\mathrm{atan2}(2\cos\theta_{ij},\,
+    \|\hat w_i - \hat w_j\|\,\|\hat w_i + \hat w_j\|)`, since π/2 − θ = atan2(cos θ, sin θ) and
+    2 sin θ = ‖ŵ_i − ŵ_j‖‖ŵ_i + ŵ_j‖: equal to 1 − 2 arccos(·)/π, but accurate near θ = 0 and π
+    (where arccos loses half the digits) and near θ = π/2 (where 1 − 2θ/π cancels).
     θ is not differentiable where two filters are parallel or antiparallel (θ ∈ {0, π}); there
     the pair contributes the zero (sub)gradient, as |x| at 0, instead of NaN.
 
@@ -79,16 +81,21 @@ def angle_gram(w):
     if onp.any(norm2 == 0):
         raise ValueError(f"w has a zero column (index {int(onp.argmax(norm2 == 0))}): "
                          "its angle to the other filters is undefined")
-    # ŵ_i = w_i / ‖w_i‖
-    w_hat = w / np.sqrt(np.sum(w ** 2, axis=0))                          # (D, M)
-    # ‖ŵ_i − ŵ_j‖² and ‖ŵ_i + ŵ_j‖², summed over the D features
+    # ‖w_i‖ and ŵ_i = w_i / ‖w_i‖
+    norm = np.sqrt(np.sum(w ** 2, axis=0))                               # (M,)
+    w_hat = w / norm                                                     # (D, M)
+    # cos θ_ij = w_iᵀw_j / (‖w_i‖ ‖w_j‖): one division after the dot product
+    cos = np.dot(w.T, w) / (norm[:, None] * norm[None, :])               # (M, M)
+    # ‖ŵ_i − ŵ_j‖² = 4 sin²(θ/2) and ‖ŵ_i + ŵ_j‖² = 4 cos²(θ/2), summed over the D features
     d2 = np.sum((w_hat[:, :, None] - w_hat[:, None, :]) ** 2, axis=0)   # (M, M)
     s2 = np.sum((w_hat[:, :, None] + w_hat[:, None, :]) ** 2, axis=0)   # (M, M)
-    # θ_ij = 2·atan2(‖ŵ_i − ŵ_j‖, ‖ŵ_i + ŵ_j‖); θ_ii = 0 exactly. A zero distance (the diagonal,
-    # parallel or antiparallel filters) is a kink of θ: its root gets gradient 0, not ∞·0 = NaN
-    theta = 2 * np.arctan2(_sqrt0(d2), _sqrt0(s2))                      # (M, M)
-    # ϑ_ij = 1 − 2θ_ij/π
-    return 1 - 2 * theta / onp.pi
+    # 2 sin θ_ij = ‖ŵ_i − ŵ_j‖·‖ŵ_i + ŵ_j‖ ≥ 0, accurate at θ ≈ 0 and π (no 1 − cos² cancellation).
+    # A zero root (the diagonal, parallel or antiparallel filters) is a kink of θ: it gets
+    # gradient 0, not ∞·0 = NaN
+    sin2 = _sqrt0(d2) * _sqrt0(s2)                                       # (M, M)
+    # ϑ_ij = 1 − 2θ_ij/π = (2/π)(π/2 − θ_ij) = (2/π)·atan2(cos θ_ij, sin θ_ij): the complement
+    # angle directly, so ϑ ≈ 0 (θ ≈ π/2) keeps its relative accuracy instead of 1 − 2θ/π cancelling
+    return 2 * np.arctan2(2 * cos, sin2) / onp.pi
 
 
 def sign_gram(x, w, *, bias=None):

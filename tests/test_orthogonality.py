@@ -60,6 +60,15 @@ def test_angle_gram_is_accurate_for_tiny_angles():
     assert (1 - og.angle_gram(w)[0, 1]) * np.pi / 2 == pytest.approx(delta, rel=1e-9)
 
 
+@pytest.mark.parametrize("a", [1e-9, -3e-12, 2.5e-5])
+def test_angle_gram_is_relatively_accurate_near_orthogonal(a):
+    # w_1 = (1, 0), w_2 = (a, 1): π/2 − θ = atan(a), so ϑ = (2/π)·atan(a) ≈ 2a/π. Evaluated as
+    # 1 − 2θ/π the two terms cancel and ~1e-16 of absolute error would be 1e-7 relative at a = 1e-9
+    w = np.array([[1.0, a], [0.0, 1.0]])
+    assert og.angle_gram(w)[0, 1] == pytest.approx(2 / np.pi * np.arctan(a), rel=4e-16)
+    assert og.angle_gram(w)[1, 0] == og.angle_gram(w)[0, 1]
+
+
 # --- the sign estimator -----------------------------------------------------------------
 
 def test_sign_gram_hamming_identity_and_invariances(rng):

@@ -293,6 +293,77 @@ def test_gumbel_softmax_axis_and_broadcasting():
 
 
 # ---------------------------------------------------------------------------
+# Accuracy at small τ (docs/reparam.md, "Accuracy of the softmax gradients and at small τ")
+# ---------------------------------------------------------------------------
+
+def _saturated_vjp(y, c):
+    """The dominant entry of ỹ ⊙ (c − <c, ỹ>) as −ỹ_r Σ_{i≠r} ỹ_i (c_i − c_r): no cancellation."""
+    r = int(np.argmax(y))
+    return -y[r] * sum(y[i] * (c[i] - c[r]) for i in range(len(y)) if i != r)
+
+
+def test_softmax_gradients_keep_the_dominant_entry_at_small_tau():
+    """At τ = 10⁻² the dominant ỹ_r = 1 − e⁻¹⁰⁰: its VJP entry is ~e⁻¹⁰⁰/τ, not 0.
+
+    The closed form −ỹ_r Σ_{i≠r} ỹ_i (c_i − c_r) = ỹ_r (c_r − <c, ỹ>) (Σ ỹ = 1) is evaluated
+    from the exact weights e^{(o_i − o_r)/τ}; the naive product rounds <c, ỹ> to c_r and gives 0.
+    """
+    o, g, c, tau = np.array([0.0, 1.0, 2.0]), np.zeros(3), np.array([1.0, -1.0, 0.5]), 1e-2
+    w = np.exp((o - 2.0) / tau)                          # e^{-200}, e^{-100}, 1
+    y = w / w.sum()
+    exact = _saturated_vjp(y, c) / tau
+    assert exact != 0 and abs(exact) < 1e-40
+    vjp = grad(lambda x: anp.sum(rp.gumbel_softmax(x, g, tau) * c))(o)
+    assert vjp[2] == pytest.approx(exact, rel=1e-12, abs=0)
+    # ...also with hard=True (the same gradient) and w.r.t. the noise
+    vjp_hard = grad(lambda x: anp.sum(rp.gumbel_softmax(o, x, tau, hard=True) * c))(g)
+    assert vjp_hard[2] == pytest.approx(exact, rel=1e-12, abs=0)
+    # the pathwise estimate is the same product with c as ∇f
+    pw = rp.gumbel_softmax_pathwise_grad(o, g[None, :], c, tau)
+    assert pw[0, 2] == pytest.approx(exact, rel=1e-12, abs=0)
+    # the JVP of the softmax (the Jacobian is symmetric) agrees with the VJP
+    from autograd import make_jvp
+    jvp = make_jvp(lambda x: rp.gumbel_softmax(x, g, tau))(o)(c)[1]
+    assert jvp[2] == pytest.approx(exact, rel=1e-12, abs=0)
+
+
+def test_exact_categorical_gradient_keeps_the_dominant_entry():
+    """p ⊙ (f − L) at p_r = 1 − O(e⁻⁶⁰): the dominant entry is ~e⁻⁶⁰, computed without cancellation."""
+    o, f = np.array([0.0, 30.0, 90.0]), np.array([2.0, -1.0, 0.5])
+    w = np.exp(o - 90.0)
+    p = w / w.sum()
+    exact = _saturated_vjp(p, f)
+    got = rp.categorical_exact_grad(o, f)
+    assert exact != 0
+    assert got[2] == pytest.approx(exact, rel=1e-12, abs=0)
+    assert got[:2] == pytest.approx(p[:2] * (f[:2] - np.dot(p, f)), rel=1e-12)
+
+
+def test_small_tau_weights_follow_the_exact_sum_of_logits_and_noise():
+    """ỹ_i/ỹ_r = e^{(o_i + g_i − o_r − g_r)/τ} with the sum taken exactly (fractions), τ = 10⁻³.
+
+    Rounding o + g to float64 before dividing by τ moves the exponent by up to ~|o + g|·eps/τ
+    (relative errors ~5·10⁻¹³ in these ratios); the compensated scores leave only the rounding
+    of the exponent itself (|d/τ| ≤ 700 ⇒ ≤ 1.6·10⁻¹³).
+    """
+    from fractions import Fraction as Fr
+    rng = _rng("misc")
+    tau = 1e-3
+    checked = 0
+    for _ in range(200):
+        o, g = 3 * rng.standard_normal(2), rng.standard_normal(2)
+        s = [Fr(o[i]) + Fr(g[i]) for i in range(2)]
+        r = 0 if s[0] > s[1] else 1
+        d = (s[1 - r] - s[r]) / Fr(tau)
+        if d < -700:
+            continue
+        y = rp.gumbel_softmax(o, g, tau)
+        assert y[1 - r] / y[r] == pytest.approx(math.exp(float(d)), rel=2e-13, abs=0)
+        checked += 1
+    assert checked > 10
+
+
+# ---------------------------------------------------------------------------
 # Gumbel-Softmax: E[ỹ] (SPEC §6.4 known values)
 # ---------------------------------------------------------------------------
 
