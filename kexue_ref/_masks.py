@@ -271,7 +271,7 @@ def openai_fixed_layout(n_blocks, stride, heads=1, num_verts=1, vertsize=1):
     Source: ``openai/sparse_attention`` ``attention.py`` ``get_blocksparse_obj`` (mode
     ``"fixed"``) and its ``get_callback``; arXiv 1904.10509 §4.2 ("fixed" attention, Fig. 3c).
     DeepSpeed's ``FixedSparsityConfig`` also puts the global blocks at the end of each window;
-    fairseq and LRA differ by one position (ANCHORS §4.1).
+    fairseq and LRA differ by one position (``docs/sparse_attention.md``, conventions table).
 
     Examples
     --------
@@ -330,7 +330,7 @@ def mask_to_layout(mask, block):
     Notes
     -----
     Source: the block-sparse kernels of arXiv 1904.10509 and DeepSpeed/xformers work on such
-    layouts (ANCHORS §4.1). Semantics (stated here, not taken from a peer): "any" is max-pooling, as xformers'
+    layouts (``docs/sparse_attention.md``). Semantics (stated here, not taken from a peer): "any" is max-pooling, as xformers'
     ``pattern_to_layout``, so ``layout_to_mask(mask_to_layout(A))`` **covers** A (a superset),
     and equals it exactly when A is block-aligned; a kernel driven by the layout alone attends
     more pairs than A. ``mask_to_layout(layout_to_mask(L)) == L`` always.
@@ -424,7 +424,8 @@ def key_index_from_mask(mask):
 
     Notes
     -----
-    Source: SPEC §7.2 ("kernel row iteration"). Inverse of :func:`mask_from_key_index`.
+    Source: the per-query key lists of sparse kernels (https://kexue.fm/archives/6853 patterns
+    as row iterations). Inverse of :func:`mask_from_key_index`.
 
     Examples
     --------
@@ -458,7 +459,7 @@ def mask_from_key_index(key_index, Tk):
 
     Notes
     -----
-    Source: SPEC §7.2. No ordering check here; ``indexed_attention`` validates its lists.
+    Source: the inverse of :func:`key_index_from_mask`. No ordering check here; ``indexed_attention`` validates its lists.
     """
     idx = onp.asarray(key_index)
     if idx.dtype.kind not in "iu":

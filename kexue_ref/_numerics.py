@@ -359,6 +359,7 @@ def _lse_parts(x, axis):
     m = onp.max(xv, axis=axis, keepdims=True)
     empty = ~onp.isfinite(m)
     # one-hot of the first maximum along ``axis`` (none in an all −inf slice)
+    axis = axis % xv.ndim
     pos = onp.arange(xv.shape[axis]).reshape([-1 if a == axis else 1 for a in range(xv.ndim)])
     first = (pos == onp.argmax(xv, axis=axis, keepdims=True)) & ~empty
     zero = _const(0.0, x)

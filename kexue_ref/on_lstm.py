@@ -80,8 +80,10 @@ def cumax(a, axis=-1):
 
     Returns
     -------
-    array, the shape of ``a``: non-decreasing along ``axis``, in [0, 1], last entry 1 (to
-    rounding: a cumsum can end at 1 ± ulp).
+    array, the shape of ``a``: non-decreasing along ``axis`` (to rounding), in [0, 1], last
+    entry exactly 1. Entries whose partial sum is below 1/2 are the prefix sums, the others
+    1 − Σ_{j > k} softmax(a)_j: a plain cumsum of many terms drifts by several ulp near 1
+    (docs/on_lstm.md, "Master gates").
 
     Notes
     -----
@@ -562,7 +564,7 @@ def on_lstm_cell(x_t, h, c, params, *, levels=None, chunk=None, master_input="su
     W, U, b, L, C = _prepare(params, value_of(x_t).shape[1], levels, chunk, master_input, layout,
                              dropconnect_masks, dropconnect, dropconnect_p, dropconnect_on)
     h, c = _check_states(h, c, value_of(x_t).shape[0], L * C)
-    return _step(x_t, h, c, W, U, b, L, C, master_input)
+    return _step(x_t, h, c, W, U, b, L, C, master_input)[:4]
 
 
 def on_lstm(x, params, h0=None, c0=None, *, levels=None, chunk=None, master_input="su",
@@ -609,16 +611,18 @@ def on_lstm(x, params, h0=None, c0=None, *, levels=None, chunk=None, master_inpu
     W, U, b, L, C = _prepare(params, D, levels, chunk, master_input, layout, dropconnect_masks,
                              dropconnect, dropconnect_p, dropconnect_on)
     h, c = _check_states(h0, c0, B, L * C, like=x)
-    hs, cs, fms, ims = [], [], [], []
+    hs, cs, fms, ims, ds = [], [], [], [], []
     for t in range(T):
-        h, c, f_master, i_master = _step(x[:, t], h, c, W, U, b, L, C, master_input)
+        h, c, f_master, i_master, dist = _step(x[:, t], h, c, W, U, b, L, C, master_input)
         hs.append(h)
         cs.append(c)
         fms.append(f_master)
         ims.append(i_master)
+        ds.append(dist)
     f_master, i_master = np.stack(fms, axis=1), np.stack(ims, axis=1)  # (B, T, L)
+    # the distance d_t = mean_k (1 − f̃_{t,k}) comes from the step (no cancellation near f̃ = 1)
     return ONLSTMOutput(np.stack(hs, axis=1), np.stack(cs, axis=1), f_master, i_master,
-                        _distance(f_master), _distance_in(i_master))
+                        np.stack(ds, axis=1), _distance_in(i_master))
 
 
 def on_lstm_stack(x, layer_params, h0=None, c0=None, *, levels=None, chunk=None,
@@ -930,7 +934,7 @@ def _expand(g, C):
     return g if C == 1 else np.repeat(g, C, axis=np.ndim(g) - 1)
 
 
-def _cumulative(p):
+def _cumulative(p, complement=False):
     r"""cs→(p)_k = Σ_{j ≤ k} p_j along the last axis of a probability vector p (Σ_j p_j = 1).
 
     Each entry comes from the side whose plain partial sum is below 1/2: the prefix sum as it
@@ -938,24 +942,31 @@ def _cumulative(p):
     several ulp(1) (4 ulp at 115 levels in a table case); 1 − (a sum below 1/2) stays within
     about one. The last entry is exactly 1. Both branches have the same derivative on the
     simplex; their gradients in p differ by a constant vector, which the softmax's VJP removes.
+    With ``complement=True`` it also returns 1 − cs→(p), from the same two sums (the suffix
+    where it is the smaller side), without the cancellation of 1 − cs→(p) near 1.
     """
     zero = np.zeros_like(p[..., :1])
     # prefix_k = Σ_{j ≤ k} p_j and suffix_k = Σ_{j > k} p_j, each a plain partial sum
     prefix = np.cumsum(p, axis=-1)
     suffix = np.concatenate([np.cumsum(p[..., ::-1], axis=-1)[..., ::-1][..., 1:], zero], axis=-1)
     # the prefix where it is below 1/2, else 1 − the suffix
-    return np.where(prefix < 0.5, prefix, 1.0 - suffix)
+    low = prefix < 0.5
+    cs = np.where(low, prefix, 1.0 - suffix)
+    return (cs, np.where(low, 1.0 - prefix, suffix)) if complement else cs
 
 
-def _master_gates(a_f, a_i, master_input):
-    # f̃ = cs→(softmax(a_f))
-    f_master = _cumulative(nx._softmax(a_f, a_f.ndim - 1))
+def _master_gates(a_f, a_i, master_input, with_distance=False):
+    # f̃ = cs→(softmax(a_f)), and 1 − f̃ without cancellation
+    f_master, f_rest = _cumulative(nx._softmax(a_f, a_f.ndim - 1), complement=True)
     # ĩ_k = Σ_{j ≥ k} p_j: the cumulative sums of the reversed levels, reversed back (ĩ_0 = 1)
     suffix = _cumulative(nx._softmax(a_i, a_i.ndim - 1)[..., ::-1])[..., ::-1]
-    if master_input == "su":
+    if master_input == "paper":
+        # paper: ĩ_k = Σ_{j > k} p_j = su ĩ_{k+1}, and ĩ_{L−1} = 0 exactly
+        suffix = np.concatenate([suffix[..., 1:], np.zeros_like(suffix[..., :1])], axis=-1)
+    if not with_distance:
         return f_master, suffix
-    # paper: ĩ_k = Σ_{j > k} p_j = su ĩ_{k+1}, and ĩ_{L−1} = 0 exactly
-    return f_master, np.concatenate([suffix[..., 1:], np.zeros_like(suffix[..., :1])], axis=-1)
+    # d = 1 − mean_k f̃_k = mean_k (1 − f̃_k): no cancellation when f̃ is close to 1
+    return f_master, suffix, np.mean(f_rest, axis=-1)
 
 
 def _update(c_prev, c_hat, f, i, f_master, i_master):
@@ -973,10 +984,11 @@ def _step(x_t, h, c, W, U, b, L, C, master_input):
     zf, zi, zo, zc = (z[:, 2 * L + g * N:2 * L + (g + 1) * N] for g in range(4))  # (B, N) each
     # f = σ(z_f), i = σ(z_i), o = σ(z_o), ĉ = tanh(z_c)
     f, i, o, c_hat = _sigmoid(zf), _sigmoid(zi), _sigmoid(zo), nx._tanh(zc)
-    f_master, i_master = _master_gates(a_f, a_i, master_input)    # (B, L) each
+    # (B, L), (B, L) and the distance d = 1 − mean f̃, (B,)
+    f_master, i_master, dist = _master_gates(a_f, a_i, master_input, with_distance=True)
     c_new = _update(c, c_hat, f, i, _expand(f_master, C), _expand(i_master, C))
     # h_t = o_t ⊙ tanh(c_t)
-    return o * nx._tanh(c_new), c_new, f_master, i_master
+    return o * nx._tanh(c_new), c_new, f_master, i_master, dist
 
 
 

@@ -14,8 +14,11 @@ Conventions: reductions run along ``axis=-1``; positions are 0-based unless ``ba
 ``-inf`` scores are allowed where a maximum is taken and mean "no mass"; NaN and ``+inf`` are
 refused. Nothing here mutates its inputs, and every function is traceable by autograd.
 """
+import math
+
 import autograd.numpy as np
 import numpy as onp
+from autograd.extend import defjvp, defvjp, primitive
 
 from kexue_ref import _numerics as nx
 from kexue_ref._validate import (
@@ -165,13 +168,57 @@ def soft_argmax(x, scale=1.0, axis=-1, base=0):
     k = check_positive(scale, "scale")
     check_choice(base, "base", (0, 1))
     n = value_of(x).shape[axis]
-    p = nx._softmax(k * x, axis)
-    # positions i + base, shaped to broadcast along ``axis``
-    shape = [1] * value_of(x).ndim
-    shape[axis] = n
-    pos = (onp.arange(n) + base).astype(value_of(p).dtype).reshape(shape)
-    # argmax(x) ≈ Σ_i (i + base) · softmax(K x)_i
-    return np.sum(pos * p, axis=axis)
+    z = k * x
+    # base, in every slice that has mass (an all −inf slice has P = 0 and stays 0)
+    has_mass = onp.any(onp.isfinite(value_of(z)), axis=axis)
+    offset = (base * has_mass).astype(value_of(z).dtype)
+    # argmax(x) ≈ Σ_i (i + base) · softmax(K x)_i = base + Σ_i i · softmax(K x)_i
+    # (the offset is added once, after the weighted sum, instead of rounding into each term)
+    return offset + _mean_position(z, axis)
+
+
+def _positions_like(a, axis):
+    """0-based positions i along ``axis``, shaped to broadcast against ``a``."""
+    a = value_of(a)
+    shape = [1] * a.ndim
+    shape[axis] = a.shape[axis]
+    return onp.arange(a.shape[axis]).astype(a.dtype).reshape(shape)
+
+
+@primitive
+def _mean_position(z, axis):
+    r"""E[i] = Σ_i i · softmax(z)_i along ``axis`` (0-based), with an accurate derivative."""
+    return onp.sum(_positions_like(z, axis) * nx._softmax(z, axis), axis=axis)
+
+
+def _signed_distance_sum(p, axis):
+    r"""Σ_j P_j (i − j) for every i, as A_i − C_i with A, C sums of non-negative terms.
+
+    A_i = Σ_{j<i} P_j (i − j) = Σ_{m<i} Σ_{j≤m} P_j and C_i = Σ_{j>i} P_j (j − i)
+    = Σ_{m>i} Σ_{j≥m} P_j are nested cumulative sums, so each keeps full relative precision;
+    the naive i − Σ_j j P_j instead subtracts two numbers of the size of the positions.
+    """
+    p = np.moveaxis(p, axis, -1)
+    zero = np.zeros_like(p[..., :1])
+    # A_i: exclusive cumulative sum of the inclusive cumulative sum
+    A = np.concatenate([zero, np.cumsum(np.cumsum(p, axis=-1), axis=-1)[..., :-1]], axis=-1)
+    # C_i: the same on the reversed slice, reversed back
+    r = p[..., ::-1]
+    C = np.concatenate([zero, np.cumsum(np.cumsum(r, axis=-1), axis=-1)[..., :-1]], axis=-1)[..., ::-1]
+    return np.moveaxis(A - C, -1, axis)
+
+
+def _mean_position_vjp(ans, z, axis):
+    # ∂E[i]/∂z_i = P_i (i − E[i]) = P_i Σ_j P_j (i − j)
+    def vjp(g):
+        p = nx._softmax(z, axis)
+        return np.expand_dims(g, axis) * p * _signed_distance_sum(p, axis)
+    return vjp
+
+
+defvjp(_mean_position, _mean_position_vjp)
+defjvp(_mean_position, lambda v, ans, z, axis: np.sum(
+    v * nx._softmax(z, axis) * _signed_distance_sum(nx._softmax(z, axis), axis), axis=axis))
 
 
 def smooth_accuracy(p, y):
@@ -230,8 +277,54 @@ def _prf_counts(p, t, average):
         axis = 0
     else:
         axis = None
-    # TP ≈ Σ t·p, predicted positives ≈ Σ p, actual positives = Σ t
-    return np.sum(t * p, axis=axis), np.sum(p, axis=axis), np.sum(t, axis=axis)
+    # TP ≈ Σ t·p, predicted positives ≈ Σ p, actual positives = Σ t (correctly rounded sums)
+    return _fsum(t * p, axis), _fsum(p, axis), _fsum(t, axis), axis
+
+
+@primitive
+def _fsum(a, axis):
+    r"""Σ a over ``axis`` (None: every entry), correctly rounded (``math.fsum``).
+
+    A plain summation of B terms can be off by ~B/2 ulp; the soft counts are the whole of the
+    smooth metrics, so they are summed exactly and rounded once. The derivative is the
+    ordinary one (every term has weight 1).
+    """
+    a = onp.asarray(a)
+    if axis is None:
+        return onp.asarray(math.fsum(a.reshape(-1).tolist()), dtype=a.dtype)
+    moved = onp.moveaxis(a, axis, -1)
+    sums = [math.fsum(row) for row in moved.reshape(-1, moved.shape[-1]).tolist()]
+    return onp.asarray(sums, dtype=a.dtype).reshape(moved.shape[:-1])
+
+
+def _unsum(g, a, axis):
+    """The VJP of a sum: g broadcast back over the summed axis (traceable)."""
+    if axis is not None:
+        g = np.expand_dims(g, axis)
+    return g * onp.ones(onp.shape(value_of(a)), dtype=value_of(a).dtype)
+
+
+defvjp(_fsum, lambda ans, a, axis: lambda g: _unsum(g, a, axis))
+defjvp(_fsum, lambda v, ans, a, axis: _fsum(v, axis))
+
+
+@primitive
+def _share(a, r):
+    r"""a / (a + r) for a, r ≥ 0, with the derivatives r/(a + r)² and −a/(a + r)².
+
+    Written so because the quotient rule applied to a / (a + r) subtracts a/(a + r)² from
+    1/(a + r): when r ≪ a (a precision near 1) the two agree to many digits and the
+    difference, the whole derivative, keeps only the rest.
+    """
+    return a / (a + r)
+
+
+defvjp(_share,
+       lambda ans, a, r: lambda g: g * r / (a + r) ** 2,
+       lambda ans, a, r: lambda g: -g * a / (a + r) ** 2)
+defjvp(_share,
+       lambda v, ans, a, r: v * r / (a + r) ** 2,
+       lambda v, ans, a, r: -v * a / (a + r) ** 2)
 
 
 def smooth_f1(p, t, eps=1e-7, average="micro"):
@@ -266,7 +359,7 @@ def smooth_f1(p, t, eps=1e-7, average="micro"):
     >>> round(float(smooth_f1(p, t, eps=0.0)), 6)   # TP = 1, FP = 1, FN = 1
     0.5
     """
-    tp, pp, ap = _prf_counts(p, t, average)
+    tp, pp, ap, _ = _prf_counts(p, t, average)
     # F1 ≈ 2 Σ t p / (Σ t + Σ p + ε)
     f1 = 2 * tp / _denominator(ap + pp, eps, "Σ t + Σ p")
     return np.mean(f1) if average == "macro" else f1
@@ -290,9 +383,12 @@ def smooth_precision(p, t, eps=1e-7, average="micro"):
     Source: https://kexue.fm/archives/6620 ("the other counts are smoothed similarly");
     formula: SPEC §3.2, ``decision``.
     """
-    tp, pp, _ = _prf_counts(p, t, average)
-    # P ≈ Σ t p / (Σ p + ε)
-    out = tp / _denominator(pp, eps, "Σ p")
+    tp, pp, _, axis = _prf_counts(p, t, average)
+    _denominator(pp, eps, "Σ p")
+    # false positives FP = Σ (1 − t) p, summed directly rather than as Σ p − Σ t p
+    fp = _fsum((1 - as_float(t, "t")) * as_float(p, "p"), axis)
+    # P ≈ Σ t p / (Σ p + ε) = TP / (TP + (FP + ε))
+    out = _share(tp, fp + float(eps))
     return np.mean(out) if average == "macro" else out
 
 
@@ -313,7 +409,7 @@ def smooth_recall(p, t, eps=1e-7, average="micro"):
     -----
     Source: https://kexue.fm/archives/6620; formula: SPEC §3.2, ``decision``.
     """
-    tp, _, ap = _prf_counts(p, t, average)
+    tp, _, ap, _ = _prf_counts(p, t, average)
     # R ≈ Σ t p / (Σ t + ε)
     out = tp / _denominator(ap, eps, "Σ t")
     return np.mean(out) if average == "macro" else out

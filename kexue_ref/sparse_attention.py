@@ -18,7 +18,7 @@ Levels (STYLE §4): :func:`attention` is the specification (a dense T × T compu
 :func:`indexed_attention` call it with a predicate mask from :mod:`kexue_ref._masks`; the
 ``*_blocked`` functions are the post's second, memory-saving forms (regrouping and window
 extraction), tested equal to the oracle; ``compat="keras"`` reproduces the author's Keras code
-where it departs from the post (SPEC §7.5). The fast numba twins are separate
+where it departs from the post (``docs/sparse_attention.md``). The fast numba twins are separate
 (``kexue_ref.kernels.sparse_attention``). Nothing here mutates its inputs; every function is
 traceable by autograd, keeps float32 as float32 and never returns NaN for valid input.
 """
@@ -136,7 +136,7 @@ def attention(q, k, v, allowed=None, *, key_mask=None, query_mask=None, causal=F
 
     Notes
     -----
-    Source: https://kexue.fm/archives/6853, "Attention(Q, K, V) = softmax(QKᵀ/√D) V"; SPEC §7.2.
+    Source: https://kexue.fm/archives/6853, "Attention(Q, K, V) = softmax(QKᵀ/√D) V".
     Conventions: D4 — a row with no allowed key outputs 0 with zero cotangents (by
     ``_numerics._masked_softmax``); with ``fill=c`` such a row is the uniform average of all
     Tk values, while partially masked rows agree with the default to rounding. Time and memory
@@ -366,7 +366,8 @@ def indexed_attention(q, k, v, key_index, *, mask=None):
 
     Notes
     -----
-    Source: SPEC §7.2 ("kernel row iteration"): any pattern given as key lists, e.g.
+    Source: https://kexue.fm/archives/6853 (a sparse pattern as per-query key lists, the row
+    iteration of sparse kernels): any pattern given as key lists, e.g.
     ``_masks.key_index_from_mask(_masks.sparse_mask(T, R))``. The readable version builds the
     boolean mask (:func:`kexue_ref._masks.mask_from_key_index`) and calls :func:`attention`.
     """
@@ -513,7 +514,7 @@ def atrous_attention_blocked(q, k, v, rate, *, causal=False, mask=None):
     Notes
     -----
     Source: https://kexue.fm/archives/6853 ("Atrous Self Attention": reshape, attend, reshape
-    back), SPEC §7.2 "Blocked form of atrous". Memory O(B·H·T²/R). Unlike the author's Keras
+    back). Memory O(B·H·T²/R). Unlike the author's Keras
     layer, the padding is 0..R − 1 slots and is never attended (compare ``compat="keras"``).
     """
     q, k, v, m, causal, T = _pattern_args(q, k, v, mask, causal, None)
@@ -546,7 +547,7 @@ def local_attention_blocked(q, k, v, neighbors, *, causal=False, mask=None, bloc
     Notes
     -----
     Source: https://kexue.fm/archives/6853 ("Local Self Attention", implemented by extracting
-    each position's window), SPEC §7.2. Window slots outside [0, T) are masked, so they never
+    each position's window). Window slots outside [0, T) are masked, so they never
     enter a softmax (unlike ``compat="keras"``). Scores: O(B·H·T·(b + 2W)).
     """
     q, k, v, m, causal, T = _pattern_args(q, k, v, mask, causal, None)
@@ -598,7 +599,7 @@ def sparse_attention_blocked(q, k, v, rate, *, causal=False, mask=None, block=64
 
 
 # ---------------------------------------------------------------------------
-# compat="keras": the author's attention_keras.py as implemented (SPEC §7.5)
+# compat="keras": the author's attention_keras.py as implemented (docs/sparse_attention.md)
 # ---------------------------------------------------------------------------
 # Our q, k, v stand for the outputs of the layers' bias-free Dense projections, so the zero
 # tokens the layers pad with become q = k = v = 0 (score 0, value 0). Masks are additive:

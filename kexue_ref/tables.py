@@ -5,21 +5,26 @@ Layout (decision D8, format version ``kexue_ref.TABLE_FORMAT_VERSION``)::
     tables/MANIFEST.json
     tables/<topic>/<function>__<case>.npz
 
-Each ``.npz`` holds plain arrays, loadable with ``numpy.load(path, allow_pickle=False)``:
+Each ``.npz`` holds plain arrays, loadable with ``numpy.load(path, allow_pickle=False)``,
+in this order (the manifest's ``call`` names the same order):
 
-* ``input.<name>``     every array input of the op (as passed to the reference);
-* ``param.<name>``     every keyword parameter (0-d or 1-d arrays; strings as unicode, None as
-  an empty float array with ``"none": true`` in the manifest);
-* ``output.<name>``    the reference outputs, float64 for float outputs;
+* ``input.<name>``     every array input of the op, in positional call order;
+* ``param.<name>``     every keyword parameter, in keyword order (0-d or 1-d arrays; strings
+  as unicode, None as an empty float array with ``"none": true`` in the manifest);
+* ``output.<name>``    the reference outputs in return order, float64 for float outputs;
 * ``cotangent.<name>`` the seeded cotangent of each differentiable output;
 * ``grad.<name>``      the VJP of the reference for that cotangent, per differentiable input.
 
-Files are written deterministically (sorted members, fixed zip timestamps), so the same
-machine regenerates them bit for bit; ``verify`` compares values within
-``TABLE_VERIFY_RTOL`` of each array's scale (other machines, other BLAS) and checks every
-file's sha256 against the manifest.
+Files are written deterministically (fixed member order and zip timestamps), so the same
+machine regenerates them bit for bit. ``verify`` recomputes every computed member from the
+*stored* inputs and cotangents and allows each member ``VERIFY_TAU · S``, ``S`` its natural
+scale (:func:`natural_scales`: the size of the terms that round and cancel, recorded in the
+manifest with its reason), so other machines (SIMD width, BLAS kernel, threads) verify too;
+it also checks every file's sha256 against the manifest. ``kexue-ref tables certify``
+(:mod:`kexue_ref.certify`) adds a certificate against 50-digit arithmetic to every member.
 
-Command line: ``kexue-ref tables generate [--only PATTERN]``, ``verify``, ``list``, ``show NAME``.
+Command line: ``kexue-ref tables generate [--only PATTERN]``, ``verify``, ``certify``,
+``certify-report``, ``list``, ``show NAME``.
 """
 import argparse
 import contextlib
@@ -299,7 +304,7 @@ def _tolerance_entry(case):
 
 def _jsonable(value):
     if isinstance(value, (onp.generic,)):
-        return value.item()
+        value = value.item()
     if isinstance(value, float) and not onp.isfinite(value):
         return repr(value)
     if isinstance(value, (list, tuple)):
@@ -484,6 +489,8 @@ def _member_entries(case, rec):
     out = {}
     for key, arr in rec.items():
         entry = {"kind": member_kind(key), "shape": list(arr.shape), "dtype": arr.dtype.str}
+        if entry["kind"] == "param" and case.params.get(key.split(".", 1)[1], 0) is None:
+            entry["none"] = True        # stored as an empty float array
         if key in scales:
             entry.update(scale=_round_sig(scales[key]["scale"]), verify_atol=_round_sig(scales[key]["atol"]),
                          scale_reason=scales[key]["reason"])

@@ -1,4 +1,4 @@
-"""kexue_ref.dgcnn: the claims of SPEC §5.4 and the post (https://kexue.fm/archives/6671).
+"""kexue_ref.dgcnn: the claims of the post (https://kexue.fm/archives/6671) and of docs/dgcnn.md.
 
 Known values come from the mathematics (hand calculations, identities, naive loops written
 here independently of the library's vectorised code), never from running the code under test.

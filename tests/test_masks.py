@@ -1,4 +1,4 @@
-"""The pattern predicates of kexue_ref._masks against the post's claims (SPEC §7.4) and hand counts."""
+"""The pattern predicates of kexue_ref._masks against the post's claims (https://kexue.fm/archives/6853) and hand counts."""
 import numpy as np
 import pytest
 
@@ -8,7 +8,7 @@ SIZES = [(T, R) for T in (1, 2, 3, 5, 8, 13, 16, 37) for R in (1, 2, 3, 4, 7, 9)
 
 
 # ---------------------------------------------------------------------------
-# Row counts (SPEC §7.4), from the closed forms and from explicit key sets
+# Row counts (the post's patterns), from the closed forms and from explicit key sets
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("T, R", SIZES)
@@ -39,7 +39,7 @@ def test_sparse_rows_are_the_union_of_the_key_sets(T, R):
 
 def test_mean_sparse_row_count_T37_R4():
     counts = mk.row_counts(mk.sparse_mask(37, 4))
-    assert counts.sum() == 553                       # SPEC: 553 / 37 = 14.9459...
+    assert counts.sum() == 553                       # 553 / 37 = 14.9459... (docs/sparse_attention.md)
     assert counts.mean() == pytest.approx(14.9459, abs=5e-5)
     # the rough estimate 2R + 1 + T/R = 18.25 counts the overlap of the two parts twice
     assert 2 * 4 + 1 + 37 / 4 == 18.25 > counts.mean()

@@ -170,3 +170,59 @@ def test_tolerance_lookup_accepts_numpy_and_framework_dtype_spellings():
         assert tolerance_for(spelling, "values") == expected
     with pytest.raises(ValueError, match="no published tolerance"):
         tolerance_for("int8", "values")
+
+
+# --- accuracy of the float64 forms (checked in closed form, see docs/conventions.md) ---------
+
+def test_log_softmax_winner_keeps_a_tiny_negative_value():
+    # log P_0 = −log(1 + e^{−140}) = −e^{−140}(1 − e^{−140}/2 + ...) ≈ −1.58e−61, not 0
+    out = nx.log_softmax(np.array([0.0, -140.0]))
+    assert out[0] < 0 and out[0] == pytest.approx(-np.exp(-140.0), rel=1e-15)
+    assert out[1] == -140.0
+    # the same with the maximum not first, along axis 0, and shifted by a large constant
+    x = np.array([[-141.0, 7.0], [1.0, 7.0 - 145.0], [-140.0, 7.0 - 146.0]])
+    out = nx.log_softmax(x, axis=0)
+    assert out[1, 0] == pytest.approx(-(np.exp(-142.0) + np.exp(-141.0)), rel=1e-15)
+    assert out[0, 1] == pytest.approx(-(np.exp(-145.0) + np.exp(-146.0)), rel=1e-15)
+
+
+def test_logsumexp_of_a_tiny_tail_is_not_rounded_away():
+    # LSE(0, −200) = log1p(e^{−200}) = e^{−200} to relative e^{−200}; log(1 + e^{−200}) = 0
+    assert nx.logsumexp(np.array([0.0, -200.0])) == pytest.approx(np.exp(-200.0), rel=1e-15)
+    assert nx.logsumexp(np.array([NEG, 0.0, -40.0])) == pytest.approx(np.log1p(np.exp(-40.0)), rel=1e-15)
+
+
+def test_tied_maxima_keep_the_exact_values_and_gradients():
+    x = np.array([[3.0, 3.0, 1.0], [0.0, 0.0, 0.0]])
+    np.testing.assert_allclose(nx.logsumexp(x), [3.0 + np.log(2 + np.exp(-2.0)), np.log(3.0)], rtol=1e-15)
+    g = grad(lambda z: anp.sum(nx.logsumexp(z)))(x)
+    e = np.exp(-2.0)
+    np.testing.assert_allclose(g[0], [1 / (2 + e), 1 / (2 + e), e / (2 + e)], rtol=1e-15)
+    np.testing.assert_allclose(g[1], [1 / 3] * 3, rtol=1e-15)
+
+
+def test_softmax_vjp_keeps_relative_precision_near_a_one_hot():
+    # P = softmax(0, −30): the VJP is P_0 P_1 (u_0 − u_1) for entry 0 and its negative for 1;
+    # u_0 − Σ u P subtracts two numbers ≈ u_0 and kept only ~3 digits of the ~1e−13 result
+    x, u = np.array([0.0, -30.0]), np.array([1.0, 0.5])
+    p1 = np.exp(-30.0) / (1 + np.exp(-30.0))
+    g = grad(lambda z: anp.sum(nx.softmax(z) * u))(x)
+    np.testing.assert_allclose(g, [0.5 * p1 * (1 - p1), -0.5 * p1 * (1 - p1)], rtol=1e-14)
+
+
+def test_sigmoid_and_softplus_derivatives_keep_relative_precision():
+    x = np.array([-30.0, -5.0, 0.0, 5.0, 30.0, 700.0])
+    # dσ/dx = σ(x)σ(−x) = e^{−|x|}/(1 + e^{−|x|})²: σ(1 − σ) kept ~3 digits at x = 30
+    t = np.exp(-np.abs(x))
+    np.testing.assert_allclose(elementwise_grad(nx.sigmoid)(x), t / (1 + t) ** 2, rtol=1e-15)
+    # d softplus/dx = σ(x) and d log σ/dx = σ(−x), to the last bit of SciPy's expit
+    np.testing.assert_allclose(elementwise_grad(nx.softplus)(x), sp.expit(x), rtol=2e-16)
+    np.testing.assert_allclose(elementwise_grad(nx.log_sigmoid)(x), sp.expit(-x), rtol=2e-16)
+
+
+def test_reworked_primitives_differentiate_to_order_two(rng):
+    x = rng.normal(scale=3.0, size=(2, 5))
+    for f in (lambda z: nx.logsumexp(z), lambda z: nx.log_softmax(z, axis=0),
+              lambda z: nx.softmax(z), lambda z: nx.sigmoid(z), lambda z: nx.softplus(z),
+              lambda z: nx.log_sigmoid(z)):
+        check_grads(f, [x], rng, order=2)

@@ -552,3 +552,51 @@ def test_saturated_gradients_are_finite_without_overflow_warnings(rng):
     from kexue_ref.numerics import tanh
     t = np.linspace(-5, 5, 11)
     np.testing.assert_allclose(grad(lambda z: anp.sum(tanh(z)))(t), 1 / np.cosh(t) ** 2, rtol=1e-14)
+
+
+# ---------------------------------------------------------------------------
+# Accuracy of the cumulative sums and of the layer's distance
+# ---------------------------------------------------------------------------
+
+def test_cumulative_gates_end_exactly_at_one(rng):
+    # f̃_{L−1} = Σ_j p_j = 1 and su ĩ_0 = 1 exactly: the entries above 1/2 are 1 − (a sum)
+    a_f, a_i = 3 * rng.standard_normal((2, 6, 115))
+    f, i_su = ol.master_gates(a_f, a_i)
+    assert np.all(f[:, -1] == 1.0) and np.all(i_su[:, 0] == 1.0)
+    assert np.all(ol.cumax(a_f)[:, -1] == 1.0)
+
+
+def test_cumax_at_115_levels_stays_within_two_ulp_of_the_exact_cdf(rng):
+    # exact cdf from 50-digit arithmetic; a plain cumsum of 115 softmax terms gathers
+    # several ulp(1) of rounding near 1 (up to 4.5 in trials), the two-sided sums up to ~1.6
+    mpmath = pytest.importorskip("mpmath")
+    a = 3 * rng.standard_normal((16, 115))
+    p = softmax(a, axis=-1)
+    err = {"oracle": 0.0, "plain cumsum": 0.0}
+    with mpmath.workdps(50):
+        for r, row in enumerate(a):
+            e = [mpmath.exp(mpmath.mpf(float(v))) for v in row]
+            s = mpmath.fsum(e)
+            exact = [mpmath.fsum(e[:k + 1]) / s for k in range(len(e))]
+            for name, got in (("oracle", ol.cumax(row)), ("plain cumsum", np.cumsum(p[r]))):
+                err[name] = max(err[name], max(abs(float(mpmath.mpf(float(g)) - x))
+                                               for g, x in zip(got, exact)))
+    eps = np.finfo(np.float64).eps
+    assert err["oracle"] <= 2 * eps
+    assert err["plain cumsum"] > err["oracle"]
+
+
+def test_layer_distance_keeps_relative_precision_when_the_forget_gate_is_near_one():
+    # constant logits a_f = (0, −30, −40): p_f ≈ (1, e^{−30}, e^{−40}), so the distance
+    # d = 1 − mean f̃ = Σ_k k p_k / L ≈ e^{−30}/3 is tiny; 1 − mean f̃ computed near 1 would
+    # only resolve multiples of 2^{−53}
+    L, N, D = 3, 3, 2
+    width = 2 * L + 4 * N
+    b = np.zeros(width)
+    b[:L] = [0.0, -30.0, -40.0]
+    params = {"W": np.zeros((D, width)), "U": np.zeros((N, width)), "b": b}
+    out = ol.on_lstm(np.ones((1, 2, D)), params, levels=L)
+    z = np.exp(b[:L])
+    p = z / z.sum()
+    expected = (1 * p[1] + 2 * p[2]) / L
+    np.testing.assert_allclose(out.distance, expected, rtol=1e-14, atol=0)

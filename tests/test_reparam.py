@@ -7,11 +7,12 @@ errors (SE estimated from the same sample) or a stated significance level α for
 chi-square / Kolmogorov-Smirnov test.
 """
 import math
+from fractions import Fraction
 
 import autograd.numpy as anp
 import numpy as np
 import pytest
-from autograd import grad
+from autograd import grad, make_jvp
 from scipy import integrate, special, stats
 
 from kexue_ref import reparam as rp
@@ -322,7 +323,6 @@ def test_softmax_gradients_keep_the_dominant_entry_at_small_tau():
     pw = rp.gumbel_softmax_pathwise_grad(o, g[None, :], c, tau)
     assert pw[0, 2] == pytest.approx(exact, rel=1e-12, abs=0)
     # the JVP of the softmax (the Jacobian is symmetric) agrees with the VJP
-    from autograd import make_jvp
     jvp = make_jvp(lambda x: rp.gumbel_softmax(x, g, tau))(o)(c)[1]
     assert jvp[2] == pytest.approx(exact, rel=1e-12, abs=0)
 
@@ -346,15 +346,14 @@ def test_small_tau_weights_follow_the_exact_sum_of_logits_and_noise():
     (relative errors ~5·10⁻¹³ in these ratios); the compensated scores leave only the rounding
     of the exponent itself (|d/τ| ≤ 700 ⇒ ≤ 1.6·10⁻¹³).
     """
-    from fractions import Fraction as Fr
     rng = _rng("misc")
     tau = 1e-3
     checked = 0
     for _ in range(200):
         o, g = 3 * rng.standard_normal(2), rng.standard_normal(2)
-        s = [Fr(o[i]) + Fr(g[i]) for i in range(2)]
+        s = [Fraction(o[i]) + Fraction(g[i]) for i in range(2)]
         r = 0 if s[0] > s[1] else 1
-        d = (s[1 - r] - s[r]) / Fr(tau)
+        d = (s[1 - r] - s[r]) / Fraction(tau)
         if d < -700:
             continue
         y = rp.gumbel_softmax(o, g, tau)
@@ -437,6 +436,17 @@ def test_gumbel_softmax_samples_follow_the_concrete_law():
     y1 = rp.gumbel_softmax(o, rp.sample_gumbel(_rng("gs-ks"), (20_000, 2)), tau)[:, 0]
     cdf = lambda y: special.expit(tau * special.logit(y) - (o[0] - o[1]))      # noqa: E731
     assert stats.kstest(y1, cdf).pvalue > ALPHA
+
+
+def test_compensated_sum_value_and_gradient():
+    """Neumaier's sum is exact where the plain sum loses everything; its gradient is all ones."""
+    t = np.array([[1e16, 1.0, -1e16, 3.0], [0.1, 0.2, 0.3, -0.6]])
+    assert np.sum(t[0]) != 4.0                                   # the plain sum loses the 1
+    got = rp._compensated_sum(t, -1, (0.5,))
+    assert got[0] == 4.5
+    assert got[1] == float(sum(Fraction(v) for v in t[1]) + Fraction(0.5))   # exact to rounding
+    np.testing.assert_array_equal(grad(lambda x: anp.sum(rp._compensated_sum(x, 0, (2.0,))))(t), np.ones_like(t))
+    assert rp._compensated_sum(t.astype(np.float32), 1).dtype == np.float32
 
 
 def test_concrete_log_space_and_shift_invariance():

@@ -1,5 +1,5 @@
 """Sparse attention (https://kexue.fm/archives/6853): the oracle against explicit per-row loops,
-the post's claims (SPEC §7.4), the blocked forms, and compat="keras" (SPEC §7.5) against loops
+the post's claims, the blocked forms, and compat="keras" (docs/sparse_attention.md) against loops
 written from the Keras source and against hand-computed values."""
 import math
 
@@ -266,7 +266,7 @@ def test_blocked_fully_masked_batch_is_zero_with_zero_gradients(rng):
 
 
 # ---------------------------------------------------------------------------
-# compat="keras" (SPEC §7.5)
+# compat="keras" (docs/sparse_attention.md)
 # ---------------------------------------------------------------------------
 
 def test_float32_additive_constant_collapse():

@@ -18,11 +18,12 @@ from kexue_ref.cases._gen import normal
 from kexue_ref.registry import CaseDef, OpSpec
 
 POST = "https://kexue.fm/archives/6853"
-KERAS = "bojone/attention attention_keras.py (SPEC §7.5)"
+KERAS = "bojone/attention attention_keras.py (see docs/sparse_attention.md, the Keras conventions)"
 
 FLOAT32_COLLAPSE = ("compat='keras', causal=False: s − 1e10 is rounded to float32, so the output "
-                    "is piecewise constant in q and k; autograd (like TF) differentiates the "
-                    "rounding as the identity, which central differences cannot see")
+                    "is piecewise constant in q and k; the gradient passes the cast as TF's cast "
+                    "gradient does (the incoming gradient rounded to float32), which central "
+                    "differences cannot see")
 
 
 def qkv(rng, B=1, H=1, T=8, D=3, Dv=2, scale=1.0, Tk=None):

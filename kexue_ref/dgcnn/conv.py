@@ -30,10 +30,11 @@ GATES = ("post", "keras")
 def dilated_conv1d(x, w, b=None, dilation=1):
     r"""Dilated 1-D convolution with 'same' zero padding (a cross-correlation, as in Keras).
 
-    .. math:: y_{t} = b + \sum_{j=0}^{k-1} x_{t + (j - \ell) r}\, W_j, \qquad
-              \ell = \lfloor (k - 1)/2 \rfloor, \quad x_{s} = 0 \text{ outside } [0, T)
+    .. math:: y_{t} = b + \sum_{j=0}^{k-1} x_{t + j r - \ell}\, W_j, \qquad
+              \ell = \lfloor (k - 1) r / 2 \rfloor, \quad x_{s} = 0 \text{ outside } [0, T)
 
-    For k = 3 the taps are x_{t−r}, x_t, x_{t+r}: kernel row 0 multiplies x_{t−r}.
+    For k = 3 the taps are x_{t−r}, x_t, x_{t+r}: kernel row 0 multiplies x_{t−r}. For even k
+    the left padding ℓ depends on r: k = 2, r = 3 reads x_{t−1}, x_{t+2}.
 
     Parameters
     ----------
@@ -195,7 +196,9 @@ def flip_gate(w, b):
 
     Notes
     -----
-    Source: SPEC §5.2 / ANCHORS §4.4 (the author's G is the post's 1 − σ).
+    Source: https://kexue.fm/archives/6671 (the post's gate σ on the convolution branch) against
+    ``bojone/kg-2019`` ``dilated_gated_conv1d`` (its gate G on the identity branch, so G = 1 − σ);
+    ``docs/dgcnn.md`` §3.
     """
     w = as_float(w, "w")
     b = as_float(b, "b")
@@ -310,7 +313,7 @@ def _conv(x, w, b, r):
     left = (k - 1) * r // 2
     # tap j reads x_{t + j·r − ℓ} (zero outside the sequence); stacked taps: (B, T, k·D_in)
     taps = np.concatenate([_shift_time(x, j * r - left) for j in range(k)], axis=-1)
-    # y_t = Σ_j x_{t + (j − ℓ) r} W_j (+ b), one matmul over the stacked taps
+    # y_t = Σ_j x_{t + j·r − ℓ} W_j (+ b), one matmul over the stacked taps
     y = np.matmul(taps, np.reshape(w, (k * Din, Dout)))                          # (B, T, D_out)
     return y if b is None else y + b
 

@@ -35,7 +35,8 @@ def conv1d_keras_to_torch(w):
 
     Notes
     -----
-    Source: SPEC §5.3 (weight layouts); Keras and PyTorch documentation of their conv layers.
+    Source: Keras ``Conv1D`` and PyTorch ``nn.Conv1d`` documentation (their kernel layouts);
+    ``docs/dgcnn.md`` §11.
 
     Examples
     --------
@@ -61,7 +62,7 @@ def conv1d_torch_to_keras(w):
 
     Notes
     -----
-    Source: SPEC §5.3.
+    Source: Keras ``Conv1D`` and PyTorch ``nn.Conv1d`` documentation; ``docs/dgcnn.md`` §11.
     """
     w = _array(w, "w", 3, "(D_out, D_in, k)")
     return np.transpose(w, (2, 1, 0))
@@ -82,7 +83,8 @@ def dense_keras_to_torch(w):
 
     Notes
     -----
-    Source: SPEC §5.3.
+    Source: Keras ``Dense`` (y = x W) and PyTorch ``nn.Linear`` (y = x Wᵀ + b) documentation;
+    ``docs/dgcnn.md`` §11.
     """
     return np.transpose(_array(w, "w", 2, "(D_in, D_out)"))
 
@@ -102,7 +104,7 @@ def dense_torch_to_keras(w):
 
     Notes
     -----
-    Source: SPEC §5.3.
+    Source: Keras ``Dense`` and PyTorch ``nn.Linear`` documentation; ``docs/dgcnn.md`` §11.
     """
     return np.transpose(_array(w, "w", 2, "(D_out, D_in)"))
 
@@ -161,7 +163,8 @@ def conv1d_torch(x, weight, bias=None, dilation=1):
     Notes
     -----
     Source: PyTorch ``torch.nn.functional.conv1d`` documentation (cross-correlation, symmetric
-    zero padding); SPEC §5.5 (third-party ports use ``padding=(k // 2)·dilation``).
+    zero padding); third-party PyTorch ports of DGCNN write ``padding=(k // 2)·dilation`` for
+    'same' (``docs/dgcnn.md`` §11).
     """
     x = _array(x, "x", 3, "(B, D_in, T)")
     weight = _array(weight, "weight", 3, "(D_out, D_in, k)")

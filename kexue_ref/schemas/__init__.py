@@ -39,7 +39,8 @@ def _check_name(name):
 
 @functools.lru_cache(maxsize=None)
 def _text(name):
-    return importlib.resources.files(__name__).joinpath(f"{name}.schema.json").read_text(encoding="utf-8")
+    path = importlib.resources.files(__name__).joinpath(f"{name}.schema.json")
+    return path.read_text(encoding="utf-8")
 
 
 def load(name):
