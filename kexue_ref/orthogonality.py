@@ -119,8 +119,8 @@ def sign_gram(x, w, *, bias=None):
     -----
     Source: https://kexue.fm/archives/7169 (the unbiased Monte-Carlo estimate of the lemma's
     expectation, with the sample x_b drawn from the data instead of the sphere).
-    Convention: sgn(0) = −1 (SPEC §2.2; tables avoid exact zeros). Each column of S has norm
-    √B, so dividing by B equals normalising the columns. The estimate is unchanged by a positive
+    Convention: sgn(0) = −1 (a library choice, ``docs/orthogonality.md``; tables avoid exact
+    zeros). Each column of S has norm √B, so dividing by B equals normalising the columns. The estimate is unchanged by a positive
     rescaling of any filter w_i (with b_i) or any sample x_b. It is piecewise constant: no
     gradient is defined (autograd sees a constant); use :func:`som_gram` for training.
 
@@ -163,7 +163,7 @@ def som_gram(x, w, gamma=10.0, *, bias=None, eps=1e-12):
     Notes
     -----
     Source: https://kexue.fm/archives/7169 (sgn → tanh(γ·) and normalisation over the batch);
-    Zhang et al. 2020 (γ = 10). ``decision`` (SPEC §2.2): no bias by default, ε = 1e-12 inside
+    Zhang et al. 2020 (γ = 10). ``decision`` (``docs/orthogonality.md``): no bias by default, ε = 1e-12 inside
     the root. Unlike sgn, tanh is not scale invariant: how close Θ is to ϑ depends on the size of
     Y against 1/γ. At a dead unit the value is defined but the gradient is of order 1/ε.
 
@@ -221,8 +221,8 @@ def som_penalty(x, w, lam1=100.0, lam2=1.0, gamma=10.0, *, pairs="ordered", grad
     Source: https://kexue.fm/archives/7169 (the post's R_ϑ; it writes "θ_ij = 0" once, a typo
     for ϑ_ij); Zhang et al. 2020 (λ₁ = 100, λ₂ = 1, γ = 10). λ₁ only drives the mean
     off-diagonal entry to 0 (soft), λ₂ each entry (hard); λ₁ > λ₂ on purpose. ``decision``:
-    ordered pairs, gradients reach X by default (SPEC §2.2). Since Σ_{i,j} Θ_ij = ‖Σ_i T̂_{:,i}‖²,
-    the inner sum is ≥ −M. With M > D not every pair can be orthogonal: for isotropic X, R stays
+    ordered pairs, gradients reach X by default (``docs/orthogonality.md``). Since
+    Σ_{i,j} Θ_ij = ‖Σ_i T̂_{:,i}‖², the inner sum is ≥ −M. With M > D not every pair can be orthogonal: for isotropic X, R stays
     bounded away from 0 even as B → ∞ (``docs/orthogonality.md``). The
     λ₁ term grows like M⁴ when the entries share a sign; no normalisation is added.
 
@@ -288,8 +288,9 @@ def im2col(x, kernel_size, *, stride=1, padding=0, dilation=1, data_format="chan
 
     Notes
     -----
-    Source: SPEC §2.2 ``decision`` (for convolutions each im2col patch is one sample:
-    B·H_out·W_out rows of length kh·kw·C_in); the post treats a fully connected layer only.
+    Source: a library ``decision`` (``docs/orthogonality.md``): for convolutions each im2col
+    patch is one sample, B·H_out·W_out rows of length kh·kw·C_in; the post treats a fully
+    connected layer only.
 
     Examples
     --------
@@ -351,7 +352,7 @@ def torch_to_keras_kernel(w):
 
     Notes
     -----
-    Source: ANCHORS §4.5 and SPEC §2.5 (the recurring port error ``view(in·kh·kw, out)`` on a
+    Source: ``docs/orthogonality.md``, "Convolutions" (the recurring port error ``view(in·kh·kw, out)`` on a
     (out, in, kh, kw) weight); ``torch.nn.Conv2d`` and ``keras.layers.Conv2D`` weight layouts.
 
     Examples
@@ -412,7 +413,7 @@ def kernel_matrix(w, layout="keras"):
 
     Notes
     -----
-    Source: SRIP's Keras regulariser reshapes (kh, kw, in, out) to (kh·kw·in, out) (SPEC §2.5).
+    Source: SRIP's Keras regulariser reshapes (kh, kw, in, out) to (kh·kw·in, out).
     A PyTorch weight is transposed first (:func:`torch_to_keras_kernel`). The Gram matrix of
     the filters does not depend on the order inside a filter, so the classic penalties agree
     with BigGAN's ``w.view(out, -1)`` rows (``filters="rows"``).

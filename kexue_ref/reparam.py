@@ -967,7 +967,7 @@ def _minus_baseline(f, baseline):
 # ---------------------------------------------------------------------------
 
 def _softmax_jtp(y, c, axis):
-    r"""The softmax Jacobian times a vector, :math:`\tilde y \odot (c - \langle c, \tilde y\rangle)`, without cancellation.
+    r"""The softmax Jacobian times a vector, ỹ ⊙ (c − <c, ỹ>), without cancellation.
 
     .. math:: \tilde y_r\Big(c_r - \sum_i \tilde y_i c_i\Big)
               = -\tilde y_r \sum_{i\ne r} \tilde y_i\,(c_i - c_r),

@@ -112,6 +112,38 @@ def test_gate_dropout_is_inverted_dropout_on_logits(rng):
     assert y[0, 2, 1] == pytest.approx(0.5 * (x[0, 2, 1] + h[0, 2, 3]), rel=1e-12)
 
 
+def test_even_kernel_same_padding_depends_on_the_dilation():
+    # TensorFlow 'same': (k − 1)·r zeros, ⌊(k − 1)·r/2⌋ on the left. k = 2, r = 3: one zero on
+    # the left, two on the right, so the taps are x_{t−1} and x_{t+2}
+    x = np.arange(1.0, 8.0).reshape(1, 7, 1)                      # 1 … 7
+    w = np.array([1.0, 10.0]).reshape(2, 1, 1)                     # x_{t−1} + 10·x_{t+2}
+    y = dg.dilated_conv1d(x, w, dilation=3)[0, :, 0]
+    want = [0 + 10 * 3, 1 + 10 * 4, 2 + 10 * 5, 3 + 10 * 6, 4 + 10 * 7, 5 + 0, 6 + 0]
+    assert y.tolist() == [float(v) for v in want]
+
+
+def test_saturated_gates_keep_the_small_branch():
+    # gate logit 40: 1 − σ(40) = σ(−40) ≈ 4.25e-18, which 1 − σ(40) (= 0 in float64) would drop
+    tiny = 1.0 / (1.0 + np.exp(40.0))
+    x = np.array([[[3.0]]])
+    w = np.zeros((3, 1, 2))
+    y = dg.dgcnn_block(x, None, w, np.array([40.0, 0.0]))            # post: X σ(−g) + 0·σ(g)
+    assert float(y[0, 0, 0]) == pytest.approx(3.0 * tiny, rel=1e-14)
+    y = dg.dgcnn_block(x, None, w, np.array([-40.0, 0.0]), gate="keras")   # keras: G X + (1 − G)·0
+    assert float(y[0, 0, 0]) == pytest.approx(3.0 * tiny, rel=1e-14)
+    # GRU, one step from h0 = 0: h1 = (1 − z) h̃ with z = σ(40)
+    b = np.zeros((2, 3))
+    b[0] = [40.0, 0.0, 0.5]                                          # z logit 40, h̃ = tanh(0.5)
+    h1 = dg.gru(np.zeros((1, 1, 1)), np.zeros((1, 3)), np.zeros((1, 3)), b)
+    assert float(h1[0, 0, 0]) == pytest.approx(tiny * np.tanh(0.5), rel=1e-14)
+    # and the derivative of a saturated head is σ(z)σ(−z), not σ(z)(1 − σ(z)) = 0
+    z = 40.0
+    dps = grad(lambda bb: dg.subject_heads(np.zeros((1, 1, 1)), np.zeros((1, 1, 1)), np.zeros((3, 2, 1)),
+                                           np.zeros(1), np.zeros((1, 1)), bb, np.zeros((1, 1)), np.zeros(1),
+                                           np.ones((1, 1)), np.ones((1, 1)))[0][0, 0])(np.array([z]))
+    assert float(dps[0]) == pytest.approx(tiny / (1.0 + tiny), rel=1e-14)
+
+
 def test_block_masks_its_output(rng):
     x = rng.normal(size=(2, 5, 2))
     mask = np.arange(5) < np.array([5, 2])[:, None]
@@ -203,6 +235,25 @@ def test_attention_keras_compat_leaks_into_padded_rows(rng):
     v = x[0, :4] @ ws[2]
     np.testing.assert_allclose(keras[0, 4], v.mean(axis=0), rtol=1e-12)
     np.testing.assert_allclose(keras[0, 5], v.mean(axis=0), rtol=1e-12)
+
+
+def test_attention_keras_compat_without_a_valid_key_is_the_plain_softmax(rng):
+    # Every key penalised by the same 1e10 cancels in the softmax: the row is the unmasked
+    # attention of the sample, exactly (S − 1e10 in float64 would keep S only to 2e-6).
+    x = rng.normal(size=(2, 5, 4))
+    ws = _att_weights(rng)
+    valid = np.arange(5) < np.array([5, 0])[:, None]
+    keras = dg.multihead_attention(x, valid, *ws, heads=2, compat="keras")
+    plain = naive_attention(x, np.ones((2, 5), bool), *ws, 2)
+    np.testing.assert_allclose(keras, plain, rtol=1e-14, atol=1e-15)
+
+    def f(xx):
+        return np.sum(dg.multihead_attention(xx, valid, *ws, heads=2, compat="keras")[1] ** 2)
+
+    def f_plain(xx):
+        return np.sum(dg.multihead_attention(xx, None, *ws, heads=2)[1] ** 2)
+
+    np.testing.assert_allclose(grad(f)(x), grad(f_plain)(x), rtol=1e-13, atol=1e-15)
 
 
 def test_padding_leak_changes_the_next_conv_at_the_last_valid_character(rng):
@@ -348,6 +399,22 @@ def test_bce_by_hand_and_clip():
     assert float(dg.masked_bce(p, t, m)) == pytest.approx(want, rel=1e-13)
     # p = 0 with target 1: log of the clipped 1e-7
     assert float(dg.masked_bce(np.zeros((1, 1)), np.ones((1, 1)))) == pytest.approx(-np.log(1e-7), rel=1e-12)
+
+
+def test_bce_clip_is_exact_at_both_ends():
+    # p = 1 with target 0 costs −log(1 − p̄) = −log ε exactly: 1 − ε is not a float64, and
+    # 1 − fl(1 − ε) is ε·(1 + 5e-10), which the complement form never forms
+    eps = 1e-7
+    want = -np.log(eps)
+    for p, t in ((1.0, 0.0), (0.0, 1.0)):
+        got = float(dg.masked_bce(np.array([[p]]), np.array([[t]])))
+        assert abs(got - want) <= 2 * np.spacing(want)
+    # p = 1 with target 1: −log(1 − ε) = ε + ε²/2 + …, to full relative precision
+    got = float(dg.masked_bce(np.ones((1, 1)), np.ones((1, 1))))
+    assert got == pytest.approx(eps + eps ** 2 / 2, rel=1e-15)
+    # the clip is flat where it is active, and the gradient inside is −t/p + (1 − t)/(1 − p)
+    g = grad(lambda q: dg.masked_bce(q, np.array([[1.0, 0.0, 1.0, 0.0]])))(np.array([[0.0, 1.0, 0.2, 0.9]]))
+    np.testing.assert_allclose(g, [[0.0, 0.0, -1 / 0.2 / 4, 1 / (1 - 0.9) / 4]], rtol=1e-14)
 
 
 def test_object_term_is_P_times_subject_term_with_equal_channels():

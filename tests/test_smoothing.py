@@ -222,3 +222,47 @@ def test_float32_preserved():
 def test_bad_input(call, err, msg):
     with pytest.raises(err, match=msg):
         call()
+
+
+# --- accuracy of the float64 forms (closed forms by hand) -----------------------------------
+
+def test_soft_argmax_gradient_keeps_relative_precision_near_a_one_hot():
+    # P = softmax(−30, 0): d E[i]/dx = P_i (i − E[i]) = (−P_0 P_1, P_0 P_1); the form
+    # i − Σ_j j P_j at i = 1 subtracts two numbers ≈ 1 and kept ~3 digits of the result
+    x = np.array([-30.0, 0.0])
+    p0 = np.exp(-30.0) / (1 + np.exp(-30.0))
+    for base in (0, 1):
+        g = grad(lambda z: sm.soft_argmax(z, base=base))(x)
+        np.testing.assert_allclose(g, [-p0 * (1 - p0), p0 * (1 - p0)], rtol=1e-14)
+    assert float(sm.soft_argmax(x, base=1)) == 2 - p0
+
+
+def test_soft_argmax_base_is_added_only_where_there_is_mass():
+    x = np.array([[NEG_INF, NEG_INF], [0.0, NEG_INF]])
+    np.testing.assert_array_equal(sm.soft_argmax(x, base=1), [0.0, 1.0])
+    # the gradient through −inf entries and the empty row is 0 (D4)
+    g = grad(lambda z: anp.sum(sm.soft_argmax(z, base=1)))(x)
+    assert np.all(g == 0)
+
+
+NEG_INF = -np.inf
+
+
+def test_precision_gradient_near_one_is_not_a_cancellation():
+    # P = p/(p + ε) for one positive: dP/dp = ε/(p + ε)², while 1/(p + ε) − p/(p + ε)²
+    # subtracts two numbers ~5.75 to get ~3e−6 and kept only ~10 digits
+    p, t, eps = np.array([0.173796602926513]), np.array([1.0]), 1e-7
+    g = grad(lambda q: sm.smooth_precision(q, t, eps=eps))(p)
+    np.testing.assert_allclose(g, eps / (p + eps) ** 2, rtol=1e-15)
+    # with a false positive too: dP/dp_0 = (FP + ε)/(TP + FP + ε)², dP/dp_1 = −TP/(…)²
+    p2, t2 = np.array([0.75, 0.5]), np.array([1.0, 0.0])
+    g2 = grad(lambda q: sm.smooth_precision(q, t2, eps=eps))(p2)
+    np.testing.assert_allclose(g2, [(0.5 + eps) / (1.25 + eps) ** 2, -0.75 / (1.25 + eps) ** 2], rtol=1e-15)
+
+
+def test_soft_counts_are_summed_exactly():
+    # Σ p = 1 + 2^-52 exactly; a left-to-right sum rounds 1 + 2^-53 back to 1 twice
+    h = 2.0 ** -53
+    p, t = np.array([1.0, h, h]), np.array([1.0, 0.0, 0.0])
+    assert float(sm.smooth_precision(p, t, eps=0.0)) == 1 - 2.0 ** -52      # 1/(1 + 2^-52), rounded
+    assert float(sm.smooth_f1(p, t, eps=0.0)) == 2 / (2 + 2.0 ** -52)

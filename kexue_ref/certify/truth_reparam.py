@@ -8,7 +8,7 @@ Gumbel modes, the straight-through gradient) are those of ``docs/reparam.md``.
 
 Two forms are chosen for their conditioning at 50+ digits rather than for speed. The softmax
 Jacobian product ỹ_j (c_j − Σ_i c_i ỹ_i) is written as ỹ_j Σ_i ỹ_i (c_j − c_i) (equal since
-Σ_i ỹ_i = 1): at τ = 10⁻³ the dominant ỹ_j is 1 − 10⁻⁴⁰⁰ and the first form would cancel
+Σ_i ỹ_i = 1): at τ = 10⁻³ the dominant ỹ_j is 1 − 10⁻²⁰⁰ or closer to 1, and the first form would cancel
 to 0 at any practical precision, the second has no cancellation. The same holds for the exact
 categorical gradient p ⊙ (f − L) = p_j Σ_i p_i (f_j − f_i).
 
@@ -24,9 +24,6 @@ import numpy as onp
 from kexue_ref.certify import _mp
 
 __all__ = ["TRUTH", "GRADS", "BOUNDS"]
-
-POST = "https://kexue.fm/archives/6705"
-
 
 def _mpm():
     import mpmath
