@@ -128,20 +128,20 @@ def test_saturated_gates_keep_the_small_branch():
     x = np.array([[[3.0]]])
     w = np.zeros((3, 1, 2))
     y = dg.dgcnn_block(x, None, w, np.array([40.0, 0.0]))            # post: X σ(−g) + 0·σ(g)
-    assert float(y[0, 0, 0]) == pytest.approx(3.0 * tiny, rel=1e-14)
+    assert float(y[0, 0, 0]) == pytest.approx(3.0 * tiny, rel=1e-14, abs=0)
     y = dg.dgcnn_block(x, None, w, np.array([-40.0, 0.0]), gate="keras")   # keras: G X + (1 − G)·0
-    assert float(y[0, 0, 0]) == pytest.approx(3.0 * tiny, rel=1e-14)
+    assert float(y[0, 0, 0]) == pytest.approx(3.0 * tiny, rel=1e-14, abs=0)
     # GRU, one step from h0 = 0: h1 = (1 − z) h̃ with z = σ(40)
     b = np.zeros((2, 3))
     b[0] = [40.0, 0.0, 0.5]                                          # z logit 40, h̃ = tanh(0.5)
     h1 = dg.gru(np.zeros((1, 1, 1)), np.zeros((1, 3)), np.zeros((1, 3)), b)
-    assert float(h1[0, 0, 0]) == pytest.approx(tiny * np.tanh(0.5), rel=1e-14)
+    assert float(h1[0, 0, 0]) == pytest.approx(tiny * np.tanh(0.5), rel=1e-14, abs=0)
     # and the derivative of a saturated head is σ(z)σ(−z), not σ(z)(1 − σ(z)) = 0
     z = 40.0
     dps = grad(lambda bb: dg.subject_heads(np.zeros((1, 1, 1)), np.zeros((1, 1, 1)), np.zeros((3, 2, 1)),
                                            np.zeros(1), np.zeros((1, 1)), bb, np.zeros((1, 1)), np.zeros(1),
                                            np.ones((1, 1)), np.ones((1, 1)))[0][0, 0])(np.array([z]))
-    assert float(dps[0]) == pytest.approx(tiny / (1.0 + tiny), rel=1e-14)
+    assert float(dps[0]) == pytest.approx(tiny / (1.0 + tiny), rel=1e-14, abs=0)
 
 
 def test_block_masks_its_output(rng):
@@ -409,9 +409,9 @@ def test_bce_clip_is_exact_at_both_ends():
     for p, t in ((1.0, 0.0), (0.0, 1.0)):
         got = float(dg.masked_bce(np.array([[p]]), np.array([[t]])))
         assert abs(got - want) <= 2 * np.spacing(want)
-    # p = 1 with target 1: −log(1 − ε) = ε + ε²/2 + …, to full relative precision
+    # p = 1 with target 1: −log(1 − ε) = ε + ε²/2 + ε³/3 + …, to full relative precision
     got = float(dg.masked_bce(np.ones((1, 1)), np.ones((1, 1))))
-    assert got == pytest.approx(eps + eps ** 2 / 2, rel=1e-15)
+    assert got == pytest.approx(eps + eps ** 2 / 2 + eps ** 3 / 3, rel=1e-15, abs=0)
     # the clip is flat where it is active, and the gradient inside is −t/p + (1 − t)/(1 − p)
     g = grad(lambda q: dg.masked_bce(q, np.array([[1.0, 0.0, 1.0, 0.0]])))(np.array([[0.0, 1.0, 0.2, 0.9]]))
     np.testing.assert_allclose(g, [[0.0, 0.0, -1 / 0.2 / 4, 1 / (1 - 0.9) / 4]], rtol=1e-14)
