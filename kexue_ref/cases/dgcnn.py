@@ -41,7 +41,8 @@ def _conv_cases():
         *grid("T{T}-r{r}", lambda rng, T, r: _conv_inputs(rng, T=T), params=lambda T, r: {"dilation": r},
               tier="full", T=[1, 9], r=[1, 5]),
         CaseDef("even-k2-r3", lambda rng: _conv_inputs(rng, k=2), {"dilation": 3}, tier="edge",
-                note="Keras 'same' with even k: the extra zero is on the right (x_t, x_{t+r})"),
+                note="Keras 'same' with even k: TF pads floor((k-1)r/2) = 1 on the left, so the taps "
+                     "are x_{t-1} and x_{t+2}"),
         CaseDef("T4-r5", lambda rng: _conv_inputs(rng, T=4), {"dilation": 5}, tier="edge",
                 note="T < r: only the centre tap sees data"),
         CaseDef("bad-din", lambda rng: {"x": onp.zeros((1, 4, 3)), "w": onp.zeros((3, 2, 2)), "b": onp.zeros(2)},
@@ -124,9 +125,9 @@ def _att_cases():
         CaseDef("fully-masked-sample", lambda rng: _att_inputs(rng, lengths=(5, 0)), {"heads": 2}, tier="edge",
                 note="D4: a sample with no valid key gives output 0 and gradient 0"),
         CaseDef("fully-masked-keras", lambda rng: _att_inputs(rng, lengths=(5, 0)), {"heads": 2, "compat": "keras"},
-                tier="edge", gradcheck=False,
-                note="-1e10 on every key: scores are quantised to ~2e-6 in float64, which defeats central "
-                     "differences with h = 1e-6; the rows are the plain softmax average"),
+                tier="edge",
+                note="-1e10 on every key: the penalty is taken relative to its minimum over the keys, "
+                     "so the rows are exactly the plain softmax average"),
         CaseDef("mask-wrong-length", lambda rng: {**_att_inputs(rng), "mask": onp.ones((2, 4), bool)},
                 {"heads": 2}, tier="error", raises=(ValueError, r"mask must have shape \(B, T\) = \(2, 5\)")),
         CaseDef("heads-not-divisor", lambda rng: _att_inputs(rng), {"heads": 3}, tier="error",

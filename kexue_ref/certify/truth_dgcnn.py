@@ -22,9 +22,6 @@ from kexue_ref.certify import _mp
 
 __all__ = ["TRUTH", "GRADS", "BOUNDS"]
 
-POST = "https://kexue.fm/archives/6671"
-
-
 def _m():
     import mpmath
     return mpmath
@@ -515,9 +512,14 @@ def extraction_loss(ps1, ps2, po1, po2, s1, s2, o1, o2, mask, clip=KERAS_EPSILON
 
 
 def _bce_grad(p, t, mask, cot, clip):
-    r"""∂L/∂p · u for the masked BCE: u · m_bt [−t/p + (1 − t)/(1 − p)] / Σm inside (ε, 1 − ε), 0 outside.
+    r"""∂L/∂p · u for the masked BCE, elementwise.
+
+    .. math:: \frac{\partial L}{\partial p_{btc}}\, u = u\, \frac{m_{bt}}{\sum m}
+              \Big(-\frac{t}{p} + \frac{1 - t}{1 - p}\Big) \text{ for } \varepsilon < p < 1 - \varepsilon,
+              \quad 0 \text{ otherwise}
 
     The clip has zero gradient where it is active (Keras' convention, also at the two bounds).
+    Shapes: p, t (B, T) or (B, T, P), mask (B, T), cot 0-d → (p's shape).
     """
     m = _m()
     eps = m.mpf(float(clip))
@@ -606,7 +608,13 @@ def set_prf(pred, gold):
 
 
 def f1_score(precision, recall):
-    r"""F1 = 2PR / (P + R), elementwise. Source: https://kexue.fm/archives/6671 (P 0.8939, R 0.8679, F1 0.8807)."""
+    r"""F1 as the harmonic mean of precision and recall, elementwise.
+
+    .. math:: F_1 = \frac{2 P R}{P + R}
+
+    Shapes: any two broadcastable arrays. Source: https://kexue.fm/archives/6671 (test
+    P 0.8939, R 0.8679, F1 0.8807).
+    """
     return 2 * precision * recall / (precision + recall)
 
 
@@ -615,7 +623,11 @@ def f1_score(precision, recall):
 # ---------------------------------------------------------------------------
 
 def conv1d_keras_to_torch(w):
-    r"""W^torch_{o,i,j} = W^keras_{j,i,o}: (k, D_in, D_out) → (D_out, D_in, k). Source: Keras Conv1D / PyTorch Conv1d docs."""
+    r"""Keras Conv1D kernel → PyTorch Conv1d weight: W^torch_{o,i,j} = W^keras_{j,i,o}.
+
+    Shapes: (k, D_in, D_out) → (D_out, D_in, k). Source: Keras ``Conv1D`` and PyTorch
+    ``nn.Conv1d`` documentation (both cross-correlations; only the axis order differs).
+    """
     k, Din, Dout = w.shape
     out = _obj((Dout, Din, k))
     for o, i, j in onp.ndindex(Dout, Din, k):
@@ -624,7 +636,11 @@ def conv1d_keras_to_torch(w):
 
 
 def dense_keras_to_torch(w):
-    r"""W^torch_{o,i} = W^keras_{i,o}: (D_in, D_out) → (D_out, D_in). Source: Keras Dense / PyTorch Linear docs."""
+    r"""Keras Dense kernel → PyTorch Linear weight: W^torch_{o,i} = W^keras_{i,o} (Keras y = x W, PyTorch y = x Wᵀ).
+
+    Shapes: (D_in, D_out) → (D_out, D_in). Source: Keras ``Dense`` and PyTorch ``nn.Linear``
+    documentation.
+    """
     Din, Dout = w.shape
     out = _obj((Dout, Din))
     for o, i in onp.ndindex(Dout, Din):

@@ -98,7 +98,7 @@ def _attention(x, mask, wq, wk, wv, H, compat):
         # 0 at valid keys, and 0 at every key of a sample without a valid one, whose row is then
         # the plain softmax of S instead of S − 1e10 rounded to the 2e-6 spacing of 1e10.
         pen = onp.asarray(KERAS_MASK_CONSTANT, dt) * (1 - mask.astype(dt))                 # (B, T)
-        pen = pen - pen.min(axis=1, keepdims=True)
+        pen = pen - pen.min(axis=1, keepdims=True, initial=onp.inf)
         a = nx._softmax(s - pen[:, None, None, :], 3)
     else:
         # A_hij = softmax over the valid keys j (exact, D4)
