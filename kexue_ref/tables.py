@@ -356,10 +356,10 @@ def _manifest_header():
                         "scale = the member's natural scale (members.<m>.scale, with its reason); "
                         "computed members are regenerated from the stored inputs and cotangents; "
                         "integer and boolean members exactly"),
-        "scale_rule": (f"data: max |entry|; computed: max(max |entry|, sensitivity), sensitivity = "
-                       f"max |change| / eta when the differentiable inputs and the cotangents move "
-                       f"by a relative eta = 2^-36 with random signs (the size of the terms that "
-                       f"cancel); declared floors where a case states one"),
+        "scale_rule": ("data: max |entry|; computed: max(max |entry|, sensitivity), sensitivity = "
+                       "max |change| / eta when the differentiable inputs and the cotangents move "
+                       "by a relative eta = 2^-36 with random signs (the size of the terms that "
+                       "cancel); declared floors where a case states one"),
     }
 
 

@@ -42,8 +42,9 @@ def test_manifest_fields_and_no_pickle(root):
     for key in ("library_version", "numpy_version", "tolerances", "cotangent_rule", "verify_rule",
                 "scale_rule"):
         assert key in manifest
-    import autograd  # noqa: F401  (installed: its version must be recorded, not "unknown")
-    assert manifest["autograd_version"][0].isdigit(), manifest["autograd_version"]
+    # the installed autograd's version is recorded (it has no __version__ attribute)
+    from importlib.metadata import version
+    assert manifest["autograd_version"] == version("autograd") != "unknown"
     rel, entry = next(iter(manifest["files"].items()))
     for key in ("op", "case", "seed", "sha256", "members", "call", "tolerances", "params", "flags",
                 "source"):

@@ -30,7 +30,6 @@ developing a truth module). Needs the optional extra ``certify`` (mpmath; gmpy2 
 import dataclasses
 import importlib
 import math
-import time
 from fractions import Fraction
 
 import numpy as onp

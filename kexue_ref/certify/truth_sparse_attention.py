@@ -295,7 +295,7 @@ def _vjp(q, k, v, plan, g, collapse=False, heads_differ=False):
     mpmath = _mpm()
     mpf = mpmath.mpf
     B, H, Tq, D = q.shape
-    Tk, Dv = v.shape[2], v.shape[3]
+    Dv = v.shape[3]
     inv = 1 / mpmath.sqrt(D)
     qL, kL, vL = _lists(q), _lists(k), _lists(v)
     gL = _lists(_mp.mpf_array(g))

@@ -14,20 +14,9 @@ import pytest
 mpmath = pytest.importorskip("mpmath")
 
 from kexue_ref import registry, tables  # noqa: E402
-from kexue_ref.certify import _mp  # noqa: E402
+from ._util import EPS, mp  # noqa: E402
 from kexue_ref.certify import truth_dgcnn as td  # noqa: E402
 
-EPS = 2.0 ** -52
-
-
-@pytest.fixture(autouse=True)
-def _digits():
-    with mpmath.workdps(60):
-        yield
-
-
-def mp(a):
-    return _mp.mpf_array(onp.asarray(a, dtype=float))
 
 
 def close(a, b, rel=mpmath.mpf(10) ** -50, abs_=mpmath.mpf(10) ** -55):

@@ -17,6 +17,7 @@ mpmath = pytest.importorskip("mpmath")
 from kexue_ref import registry, tables  # noqa: E402
 from kexue_ref.cases import on_lstm as cases_on_lstm  # noqa: E402
 from kexue_ref.certify import _mp  # noqa: E402
+from ._util import mp  # noqa: E402
 from kexue_ref.certify import truth_on_lstm as T  # noqa: E402
 
 
@@ -24,10 +25,6 @@ from kexue_ref.certify import truth_on_lstm as T  # noqa: E402
 def _dps():
     with mpmath.workdps(50):
         yield
-
-
-def mp(a):
-    return _mp.mpf_array(np.asarray(a, dtype=float))
 
 
 def close(a, b, tol=1e-40):

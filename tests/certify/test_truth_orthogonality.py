@@ -11,6 +11,7 @@ mpmath = pytest.importorskip("mpmath")
 
 from kexue_ref import certify, registry, tables  # noqa: E402
 from kexue_ref.certify import _mp  # noqa: E402
+from ._util import mp  # noqa: E402
 from kexue_ref.certify import truth_orthogonality as T  # noqa: E402
 
 DPS = 50
@@ -20,10 +21,6 @@ DPS = 50
 def _precision():
     with mpmath.workdps(DPS):
         yield
-
-
-def mp(a):
-    return _mp.mpf_array(np.asarray(a, dtype=float))
 
 
 def close(a, b, tol=mpmath.mpf(10) ** -45):

@@ -11,21 +11,10 @@ import pytest
 mpmath = pytest.importorskip("mpmath")
 
 from kexue_ref import registry, tables  # noqa: E402
-from kexue_ref.certify import _mp  # noqa: E402
+from ._util import EPS, mp  # noqa: E402
 from kexue_ref.certify import truth_smoothing as ts  # noqa: E402
 
-EPS = 2.0 ** -52
 X_POST = [2.0, 1.0, 4.0, 5.0, 3.0]
-
-
-@pytest.fixture(autouse=True)
-def _digits():
-    with mpmath.workdps(60):
-        yield
-
-
-def mp(a):
-    return _mp.mpf_array(onp.asarray(a, dtype=float))
 
 
 def close(a, b, rel=mpmath.mpf(10) ** -50):

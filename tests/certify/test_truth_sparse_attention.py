@@ -11,9 +11,8 @@ mpmath = pytest.importorskip("mpmath")
 
 from kexue_ref import registry, tables  # noqa: E402
 from kexue_ref.certify import _mp  # noqa: E402
+from ._util import EPS  # noqa: E402
 from kexue_ref.certify import truth_sparse_attention as ts  # noqa: E402
-
-EPS = 2.0 ** -52
 
 
 @pytest.fixture(autouse=True)
