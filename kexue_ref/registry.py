@@ -73,6 +73,8 @@ class CaseDef:
     tol: tuple = ()
     note: str = ""
     gradcheck: bool = True          # False only with a note saying why finite differences fail
+    # (rtol, atol, reason): a looser tolerance for the gradient checker on this case
+    gradcheck_tol: tuple | None = None
     # natural-scale floors the sensitivity probe cannot see (an identically zero gradient):
     # {member: (record -> S, reason)}; see kexue_ref.tables.natural_scales
     scales: Mapping[str, tuple] = dataclasses.field(default_factory=dict)
@@ -88,6 +90,8 @@ class CaseDef:
             object.__setattr__(self, "tol", (self.tol,))
         if not self.gradcheck and not self.note:
             raise ValueError(f"case {self.name!r}: gradcheck=False needs a note saying why")
+        if self.gradcheck_tol is not None and (len(self.gradcheck_tol) != 3 or not self.gradcheck_tol[2]):
+            raise ValueError(f"case {self.name!r}: gradcheck_tol must be (rtol, atol, reason)")
         for member, value in dict(self.scales).items():
             if not (isinstance(value, tuple) and len(value) == 2 and callable(value[0]) and value[1]):
                 raise ValueError(f"case {self.name!r}: scales[{member!r}] must be (record -> S, reason)")
@@ -107,6 +111,10 @@ class OpSpec:
     tol: tuple = ()                 # Tol overrides for every case of the op
     grad_order: int = 2             # order checked by the gradient checker (1 for numba twins)
     flags: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # convention flags
+    # parameter values that reproduce a peer's quirk rather than the post, e.g.
+    # {"compat": ("keras",)}; "*" matches any value but None. check() runs such cases only
+    # when quirks are asked for (Case.quirk names the convention).
+    quirks: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     note: str = ""
 
     def __post_init__(self):
@@ -171,6 +179,18 @@ class Case:
     @property
     def tol(self):
         return self.spec.tol + self.defn.tol
+
+    @property
+    def quirk(self):
+        """The peer convention this case reproduces (``"compat='keras'"``), or "" for the post's."""
+        found = []
+        for name, values in self.spec.quirks.items():
+            value = self.defn.params.get(name)
+            if value is None:
+                continue
+            if values == "*" or value in tuple(values):
+                found.append(f"{name}={value!r}")
+        return ", ".join(found)
 
 
 def case_seed(op_name, case_name):

@@ -78,5 +78,6 @@ OPS = [
     OpSpec("numerics.softplus", nx.softplus, ("x",), ("x",), _elementwise_cases([-800.0, -40.0, 0.0, 40.0, 800.0]),
            "https://kexue.fm/archives/3290 (relu ≈ LSE(x, 0), derived)"),
     OpSpec("numerics.masked_softmax", nx.masked_softmax, ("x", "mask"), ("x",), _masked_cases(),
-           "SPEC §7.2 masked softmax, decision D4; https://kexue.fm/archives/6853"),
+           "SPEC §7.2 masked softmax, decision D4; https://kexue.fm/archives/6853",
+           quirks={"fill": "*"}),
 ]

@@ -352,6 +352,7 @@ OPS = [
            _normal_cases(), f"{POST} (z = μ + σε, the continuous case)"),
     OpSpec("reparam.gumbel_from_uniform", rp.gumbel_from_uniform, ("u",), ("u",), _uniform_cases(),
            f"{POST} (Gumbel Max: g = −log(−log u)); modes: SPEC §6.2/§6.5",
+           quirks={"mode": ("keras", "clip", "tiny")},
            flags={"mode": "exact default (the post); keras (bojone/vae, eps 1e-7; Jang notebook 1e-20); "
                            "clip (torch.distributions); tiny (TFP/JAX)"}),
     OpSpec("reparam.gumbel_from_exponential", rp.gumbel_from_exponential, ("e",), ("e",), _exponential_cases(),

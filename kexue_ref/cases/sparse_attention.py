@@ -281,18 +281,22 @@ def _layout_cases():
 OPS = [
     OpSpec("sparse_attention.attention", sa.attention, ("q", "k", "v", "allowed"), ("q", "k", "v"),
            _attention_cases(), f"{POST} (softmax(QKᵀ/√D)V with a boolean mask); SPEC §7.2",
+           quirks={"fill": "*"},
            flags={"mask": "bool, True = may attend (D4)", "fully_masked_row": "0, zero gradient (D4)",
                   "fill": "None exact; c replaces disallowed scores"}),
     OpSpec("sparse_attention.atrous_attention", sa.atrous_attention, ("q", "k", "v"), ("q", "k", "v"),
            _pattern_cases("rate", "atrous_attention"), f"{POST} (Atrous Self Attention); keras: {KERAS}",
+           quirks={"compat": ("keras",)},
            flags={"compat": "None = the post; 'keras' = AtrousSelfAttention as implemented, its "
                             "s − 1e10 step rounded to float32 (SPEC §7.5, read not run)"}),
     OpSpec("sparse_attention.local_attention", sa.local_attention, ("q", "k", "v"), ("q", "k", "v"),
            _pattern_cases("neighbors", "local_attention"), f"{POST} (Local Self Attention); keras: {KERAS}",
+           quirks={"compat": ("keras",)},
            flags={"compat": "None = the post; 'keras' = LocalSelfAttention as implemented, its "
                             "s − 1e10 step rounded to float32 (SPEC §7.5, read not run)"}),
     OpSpec("sparse_attention.sparse_attention", sa.sparse_attention, ("q", "k", "v"), ("q", "k", "v"),
            _pattern_cases("rate", "sparse_attention"), f"{POST} (Sparse Self Attention); keras: {KERAS}",
+           quirks={"compat": ("keras",)},
            flags={"compat": "None = the post; 'keras' = SparseSelfAttention as implemented: dilated "
                             "local branch, double counting (SPEC §7.5, read not run)"}),
     OpSpec("sparse_attention.indexed_attention", sa.indexed_attention, ("q", "k", "v", "key_index"),
