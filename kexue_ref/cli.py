@@ -9,6 +9,7 @@ registers its parser and sets ``func`` (called with the parsed args, returning a
 """
 import argparse
 import importlib
+import os
 import sys
 
 #: modules that contribute subcommands, in the order shown by ``--help``
@@ -40,7 +41,14 @@ def main(argv=None):
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except BrokenPipeError:
+        # the reader went away (`kexue-ref tables list | head`): stop quietly; point stdout at
+        # devnull so the interpreter's final flush does not raise again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -258,16 +258,38 @@ def write_npz(path, arrays):
 
 
 def load(name, root=None):
-    """Load one table as a dict of arrays, by relative path or case id (no pickle).
+    """Load one table as a dict of arrays (in file order), by path or case id (no pickle).
+
+    ``name`` is a path relative to the tables folder (``smoothing/smooth_max__post-x-K1.npz``),
+    a path to a ``.npz`` file from the current folder (``tables/smoothing/...``), or a case id
+    (``smoothing.smooth_max[post-x-K1]``). Raises ``FileNotFoundError`` / ``KeyError`` naming
+    what was looked for.
 
     >>> t = load("smoothing/soft_argmax__post-x-K1-base1.npz")
     >>> round(float(t["output.out"]), 4)
     3.7336
     """
     root = Path(root) if root else default_root()
-    rel = _resolve_name(name, root)
-    with onp.load(root / rel, allow_pickle=False) as z:
+    path, _ = _locate(name, root)
+    with onp.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
+
+
+def _locate(name, root):
+    """``(path of the file, its path relative to root or None)`` for a table name."""
+    root = Path(root)
+    if str(name).endswith(".npz"):
+        given = Path(name)
+        for path in ([root / given] if not given.is_absolute() else []) + [given]:
+            if path.is_file():
+                try:
+                    rel = path.resolve().relative_to(root.resolve()).as_posix()
+                except ValueError:
+                    rel = None
+                return path, rel
+        raise FileNotFoundError(f"no table file {name!r} (looked in {root} and in the current folder)")
+    rel = _resolve_name(name, root)
+    return root / rel, rel
 
 
 def _resolve_name(name, root):
@@ -692,15 +714,19 @@ def _run(args):
         return 0
     if action == "show":
         root = Path(args.root) if args.root else default_root()
-        rel = _resolve_name(args.name, root)
-        manifest = _read_manifest(root) or {"files": {}}
+        try:
+            path, rel = _locate(args.name, root)
+        except (KeyError, FileNotFoundError) as exc:
+            print(f"tables show: {exc.args[0]}", file=sys.stderr)
+            return 2
+        manifest = (_read_manifest(root) or {"files": {}}) if rel else {"files": {}}
         entry = manifest["files"].get(rel)
-        print(rel)
+        print(rel or str(path))
         if entry:
             for k in ("op", "case_id", "tier", "seed", "params", "flags", "note", "source", "sha256"):
                 print(f"  {k}: {entry[k]}")
         with onp.printoptions(precision=6, threshold=40, edgeitems=3, linewidth=100):
-            for key, arr in load(rel, root).items():
+            for key, arr in load(str(path.resolve()), root).items():
                 print(f"  {key} {arr.dtype} {arr.shape}:\n    " + str(arr).replace("\n", "\n    "))
         return 0
     return 2

@@ -305,3 +305,26 @@ def test_verify_of_a_missing_folder_says_so(capsys):
         tables.verify("/nonexistent/kexue_tables", quiet=True)
     assert main(["tables", "verify", "--root", "/nonexistent/kexue_tables", "--quiet"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_cli_show_takes_paths_ids_and_says_what_is_missing(capsys, monkeypatch, tmp_path):
+    from kexue_ref.cli import main
+    root = tables.default_root()
+    monkeypatch.chdir(root.parent)
+    # a path from the current folder (tables/...) is not doubled into tables/tables/...
+    assert main(["tables", "show", "tables/smoothing/smooth_max__post-x-K10.npz"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("smoothing/smooth_max__post-x-K10.npz") and "case_id: smoothing.smooth_max" in out
+    # unknown names: one line on stderr, exit 2, no traceback
+    for name in ("nosuch", "smoothing/nosuch.npz"):
+        assert main(["tables", "show", name]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("tables show: no table") and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_cli_list_into_a_closed_pipe_is_quiet():
+    import subprocess
+    import sys
+    r = subprocess.run(f"{sys.executable} -m kexue_ref tables list | head -1", shell=True,
+                       capture_output=True, text=True)
+    assert r.stdout.count("\n") == 1 and "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr
