@@ -650,6 +650,7 @@ def list_tables(root=None, only=None):
 # ---------------------------------------------------------------------------
 
 def add_parser(sub):
+    """Register ``kexue-ref tables ACTION`` (generate, verify, list, certify, certify-report, show)."""
     p = sub.add_parser("tables", help="generate, verify, list or show the reference tables")
     tsub = p.add_subparsers(dest="tables_command", metavar="ACTION")
     for name, helptext in [("generate", "regenerate tables and the manifest"),

@@ -57,6 +57,7 @@ def zeros(shape):
 
 
 def is_mp_array(a):
+    """True for an object array (the truth functions' representation of mpf data)."""
     return isinstance(a, onp.ndarray) and a.dtype == object
 
 
@@ -71,26 +72,32 @@ def ew(fn, a):
 
 
 def exp(a):
+    """e^a, elementwise."""
     return ew(_mpmath().exp, a)
 
 
 def log(a):
+    """log a (natural), elementwise."""
     return ew(_mpmath().log, a)
 
 
 def log1p(a):
+    """log(1 + a), elementwise (exact for tiny a at any precision)."""
     return ew(_mpmath().log1p, a)
 
 
 def expm1(a):
+    """e^a − 1, elementwise."""
     return ew(_mpmath().expm1, a)
 
 
 def sqrt(a):
+    """√a, elementwise."""
     return ew(_mpmath().sqrt, a)
 
 
 def tanh(a):
+    """tanh a, elementwise."""
     return ew(_mpmath().tanh, a)
 
 
