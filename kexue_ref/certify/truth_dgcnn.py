@@ -462,9 +462,14 @@ def object_heads(h, a, s, wc, bc, wo, bo, w1, b1, w2, b2, pc, pn1, pn2):
 KERAS_EPSILON = 1e-7
 
 
+def _upper(eps):
+    """The clip's upper bound fl(1 − ε): 1 − ε rounded to float64, as every framework's clip has it."""
+    return _m().mpf(1.0 - float(eps))
+
+
 def _clip(p, eps):
-    """p̄ = min(max(p, ε), 1 − ε) with ε and 1 − ε exact."""
-    hi = 1 - eps
+    """p̄ = min(max(p, ε), fl(1 − ε)), with ε the stored float and the bound rounded to float64."""
+    hi = _upper(eps)
     return eps if p < eps else (hi if p > hi else p)
 
 
@@ -485,7 +490,8 @@ def masked_bce(p, t, mask, clip=KERAS_EPSILON):
     .. math:: L = \frac{\sum_{b,t} m_{bt} \sum_c \ell(p_{btc}, t_{btc})}{\sum_{b,t} m_{bt}},\quad
               \ell = -t\log\bar p - (1-t)\log(1-\bar p),\ \bar p = \mathrm{clip}(p, \varepsilon, 1-\varepsilon)
 
-    ε is the stored float (Keras' 1e-7) and 1 − ε is exact. Shapes: p, t (B, T) or (B, T, P),
+    ε is the stored float (Keras' 1e-7) and the upper bound is fl(1 − ε), 1 − ε rounded to
+    float64 as the clip of every framework computes it (the oracle's convention). Shapes: p, t (B, T) or (B, T, P),
     mask (B, T) → 0-d. Source: ``bojone/kg-2019`` (K.binary_crossentropy, masked mean).
     """
     m = _m()
@@ -523,7 +529,7 @@ def _bce_grad(p, t, mask, cot, clip):
     """
     m = _m()
     eps = m.mpf(float(clip))
-    hi = 1 - eps
+    hi = _upper(eps)
     msk = onp.ones(p.shape[:2], bool) if mask is None else onp.asarray(mask, bool)
     cnt = int(msk.sum())
     u = m.mpf(float(onp.asarray(cot)))

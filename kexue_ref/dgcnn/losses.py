@@ -125,27 +125,30 @@ def _masked_bce(p, t, mask, eps):
 
 
 def _clipped_logs(p, eps, dt):
-    r"""log p̄ and log(1 − p̄) for p̄ = clip(p, ε, 1 − ε), without rounding the bound 1 − ε.
+    r"""log p̄ and log(1 − p̄) for p̄ = clip(p, ε, fl(1 − ε)), each from its exact side.
 
-    In floating point 1 − ε is not representable (for ε = 1e-7 it rounds by 5e-17), and
-    1 − fl(1 − ε) differs from ε by 5e-10 relative, so ``log(1 − clip(p))`` at p = 1 would be
-    off by 5e-10. Each half works on the side where its argument is exact:
+    The upper bound is 1 − ε *rounded to the input's dtype*, as ``K.clip``, ``torch.clamp`` and
+    ``jnp.clip`` all compute it (for ε = 1e-7 in float64, 1 − fl(1 − ε) = ε·(1 + 5.8e-10)), so
+    a port gets the same loss at p = 1. Writing ε' = 1 − fl(1 − ε) (exact by Sterbenz), each
+    half works on the side where its argument is exact:
 
     * p < ½: log p̄ = log max(p, ε), log(1 − p̄) = log1p(−max(p, ε));
-    * p ≥ ½: with q = 1 − p (exact by Sterbenz), 1 − p̄ = max(q, ε), so
-      log(1 − p̄) = log max(q, ε) and log p̄ = log1p(−max(q, ε)).
+    * p ≥ ½: with q = 1 − p (exact by Sterbenz), 1 − p̄ = max(q, ε'), so
+      log(1 − p̄) = log max(q, ε') and log p̄ = log1p(−max(q, ε')).
 
     The clip keeps Keras' zero gradient where it is active (and at its bounds). Each branch gets
     a harmless stand-in on the other side, so no infinity meets a zero cotangent in ``where``.
     """
     lo = value_of(p) < 0.5
     e, one = onp.asarray(eps, dt), onp.asarray(1.0, dt)
+    # ε' = 1 − fl(1 − ε): the distance of the rounded upper bound from 1 (exact)
+    e_hi = one - (one - e)
     # p on the low side (¼ elsewhere), q = 1 − p on the high side (¼ elsewhere)
     pl = np.where(lo, p, onp.asarray(0.25, dt))
     q = np.where(lo, onp.asarray(0.25, dt), 1 - p)
-    # a = max(p, ε) for p < ½; c = max(1 − p, ε) for p ≥ ½ (the upper bounds never bind)
+    # a = max(p, ε) for p < ½; c = max(1 − p, ε') for p ≥ ½ (the upper bounds never bind)
     a = np.clip(pl, e, one)
-    c = np.clip(q, e, one)
+    c = np.clip(q, e_hi, one)
     # log p̄ and log(1 − p̄), each from its exact side
     lp = np.where(lo, np.log(a), np.log1p(-c))
     lq = np.where(lo, np.log1p(-a), np.log(c))

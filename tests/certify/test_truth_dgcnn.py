@@ -283,14 +283,18 @@ def test_subject_features_with_a_silent_rnn_are_the_position_embeddings():
 # Losses and their gradients
 # ---------------------------------------------------------------------------
 
-def test_bce_by_hand_and_the_exact_clip():
+def test_bce_by_hand_and_the_clip_bounds():
     p, t = mp([[0.8, 0.3, 0.99]]), mp([[1.0, 0.0, 0.0]])
     m = onp.array([[True, True, False]])
     want = -(mpmath.log(mpmath.mpf(0.8)) + mpmath.log(1 - mpmath.mpf(0.3))) / 2
     assert close(td.masked_bce(p, t, m), want)
-    # p = 1 with target 0 and p = 0 with target 1: −log ε with ε the float 1e-7, exactly
+    # p = 0 with target 1 costs −log ε (ε the float 1e-7); p = 1 with target 0 costs
+    # −log(1 − fl(1 − ε)): the upper bound is 1 − ε rounded to float64, as frameworks clip
     eps = mpmath.mpf(1e-7)
-    assert close(td.masked_bce(mp([[1.0, 0.0]]), mp([[0.0, 1.0]]), None), -mpmath.log(eps))
+    eps_hi = 1 - mpmath.mpf(1.0 - 1e-7)
+    assert eps_hi != eps
+    assert close(td.masked_bce(mp([[1.0, 0.0]]), mp([[0.0, 1.0]]), None),
+                 -(mpmath.log(eps) + mpmath.log(eps_hi)) / 2)
     # the object term sums over P first: equal channels give P times the subject term
     m2 = onp.array([[True, True, False]])
     s = td.masked_bce(mp(onp.full((1, 3), 0.3)), mp(onp.zeros((1, 3))), m2)
@@ -462,17 +466,22 @@ def test_certifier_rejects_a_wrong_index(op, name, member):
     assert cert.exact and not cert.passed
 
 
-def test_certifier_rejects_the_rounded_clip_bound():
-    # log(1 − fl(1 − ε)) instead of log ε: the loss of the clipped case moves by 5e-10
+def test_certifier_rejects_the_unrounded_clip_bound():
+    # the convention is the bound fl(1 − ε), as frameworks clip; a table that takes 1 − ε as
+    # exact (−log ε at p = 1, t = 0) moves the clipped case's loss by ~5.8e-10/16 and is wrong
     case = _case("dgcnn.masked_bce", "clipped")
     rec = tables.case_record(case)
     assert certify.certify_record(case, rec)["output.out"].passed
-    p = onp.clip(rec["input.p"], 1e-7, 1 - 1e-7)
-    t = rec["input.t"]
-    naive = -(t * onp.log(p) + (1 - t) * onp.log(1 - p)).mean()
-    assert naive != rec["output.out"]
+    p, t = rec["input.p"], rec["input.t"]
+    hi = p >= 0.5
+    # log p̄ and log(1 − p̄) with the bounds ε and exactly 1 − ε, each from its exact side
+    with onp.errstate(divide="ignore"):   # the branch not taken may be log 0
+        lp = onp.where(hi, onp.log1p(-onp.maximum(1 - p, 1e-7)), onp.log(onp.maximum(p, 1e-7)))
+        lq = onp.where(hi, onp.log(onp.maximum(1 - p, 1e-7)), onp.log1p(-onp.maximum(p, 1e-7)))
+    unrounded = -(t * lp + (1 - t) * lq).mean()
+    assert unrounded != rec["output.out"]
     bad = dict(rec)
-    bad["output.out"] = onp.asarray(naive)
+    bad["output.out"] = onp.asarray(unrounded)
     assert not certify.certify_record(case, bad)["output.out"].passed
 
 
