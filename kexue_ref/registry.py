@@ -164,6 +164,10 @@ class Case:
     def id(self):
         return f"{self.spec.name}[{self.defn.name}]"
 
+    def __repr__(self):
+        # the id only: the inputs are arrays, and a repr that prints them buries a report
+        return f"<Case {self.id}>"
+
     @property
     def name(self):
         return self.defn.name

@@ -49,6 +49,17 @@ def softmax_untraceable(x, axis=-1):
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
+def softmax_float32(x, axis=-1):
+    """The right values returned in float32 for a float64 check: fails the dtype rule only."""
+    return softmax_untraceable(x, axis).astype(np.float32)
+
+
+def prf_two_outputs(*args, **params):
+    """dgcnn.set_prf without its third output."""
+    from kexue_ref import registry
+    return tuple(registry.get_op("dgcnn.set_prf").ref(*args, **params))[:2]
+
+
 # --- fixtures ----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -273,10 +284,14 @@ def test_manifest_schema_rejects_bad_certificates(manifest, cert):
 # --- the check report ----------------------------------------------------------------------------
 
 def test_passing_check_report_validates(capsys):
+    import kexue_ref
     data = _report([f"{HERE}:softmax_ok", "--op", "numerics.softmax", "--cases", "all", "--grads",
                     "--json"], capsys, 0)
     assert data["passed"] is True and {r["tier"] for r in data["results"]} == \
         {"quick", "full", "edge", "error"}
+    # error cases are refusals, counted apart from the matches
+    assert data["counts"]["refused"] == sum(r["tier"] == "error" for r in data["results"]) > 0
+    assert data["version"] == kexue_ref.__version__ and data["format_version"] == 2
     assert any(c["what"].startswith("grad ") for r in data["results"] for c in r["comparisons"])
     schemas.validate(data, "check_report")
 
@@ -287,6 +302,21 @@ def test_failing_check_report_validates(failing_report):
     comps = [c for r in data["results"] for c in r["comparisons"]]
     assert "inf" in {c["max_abs"] for c in comps}  # NaN from inf/inf, written as a string
     assert any(r["error"].startswith("returned without raising") for r in data["results"])
+    schemas.validate(data, "check_report")
+
+
+def test_report_of_quirks_xfails_and_result_mismatches_validates(capsys):
+    # a quirk case run, an xfail, an xpass, a dtype failure and a wrong number of outputs
+    data = _report([f"{HERE}:softmax_unshifted", "--op", "numerics.masked_softmax", "--quirks",
+                    "--xfail", "B2-T5-fill-1e9", "--json"], capsys, 1)
+    assert data["quirks"] is True and {"xfailed", "xpassed"} & {r["status"] for r in data["results"]}
+    assert any(r["quirk"] for r in data["results"])
+    schemas.validate(data, "check_report")
+    data = _report([f"{HERE}:softmax_float32", "--op", "numerics.softmax", "--json"], capsys, 1)
+    assert any(c["dtype_ok"] is False for r in data["results"] for c in r["comparisons"])
+    schemas.validate(data, "check_report")
+    data = _report([f"{HERE}:prf_two_outputs", "--op", "dgcnn.set_prf", "--json"], capsys, 1)
+    assert {c["what"] for r in data["results"] for c in r["comparisons"]} == {"result"}
     schemas.validate(data, "check_report")
 
 
@@ -327,11 +357,23 @@ def _rset(path, value):
     _rset(["results", 0, "comparisons", 0, "max_abs"], None),
     _rset(["results", 0, "comparisons", 0, "extra"], 1),
     _rset(["results", 0, "comparisons", 0, "what"], "out"),
+    _rset(["format_version"], 1),
+    lambda d: d.pop("version"),
+    _rset(["counts", "refused"], -1),
+    lambda d: d["counts"].pop("xfailed"),
+    _rset(["summary"], "3 passed, 1 refused"),
+    _rset(["results", 0, "status"], "skipped"),
+    lambda d: d["results"][0].update(status="refused", passed=False),
+    _rset(["results", 0, "comparisons", 0, "dtype_ok"], "no"),
+    _rset(["results", 0, "comparisons", 0, "where"], "rows"),
+    _rset(["skipped"], ["softmax"]),
 ], ids=["passed-string", "passed-int", "no-summary", "bad-summary", "unknown-tier",
         "unknown-framework", "unknown-rule", "k-Infinity", "extra-field", "case-unknown-tier",
         "case-passed-string", "bad-case-id", "case-without-error", "case-extra-field",
         "negative-n-bad", "worst-index-string", "max-abs-null", "comparison-extra-field",
-        "bad-what"])
+        "bad-what", "old-format", "no-version", "negative-count", "count-missing",
+        "summary-without-failed", "unknown-status", "status-contradicts-passed",
+        "dtype-ok-string", "where-string", "skipped-not-an-id"])
 def test_check_report_schema_rejects(failing_report, change):
     data = copy.deepcopy(failing_report)
     assert data["results"][0]["comparisons"]

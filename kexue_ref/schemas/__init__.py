@@ -9,8 +9,8 @@
   ``scale_reason``; computed members may carry a ``certificate`` from ``kexue-ref tables
   certify``), ``differentiable_inputs``, ``tolerances`` (by kind then dtype) and ``sha256``.
 * ``check_report``: what ``kexue-ref check ... --json`` prints
-  (:meth:`kexue_ref.testing.Report.to_dict` plus ``framework``, ``rule``, ``k`` and
-  ``diagnosis``), one ``results`` item per case and one ``comparisons`` item per array.
+  (:meth:`kexue_ref.testing.Report.to_dict`: the options of the run, the counts, the notes
+  and the diagnosis), one ``results`` item per case and one ``comparisons`` item per array.
 
 Conventions: non-finite floats appear as the strings ``"inf"``, ``"-inf"``, ``"nan"``;
 objects whose fields are ours are closed (``additionalProperties: false``). The schema files

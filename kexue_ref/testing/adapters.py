@@ -6,7 +6,14 @@ An adapter has three methods:
   cast to ``dtype``; integer and boolean arrays unchanged);
 * ``to_numpy(x)``: a candidate output or gradient as a NumPy array;
 * ``vjp(candidate, spec, case, dtype, cotangents, grads)``: the candidate's gradients w.r.t.
-  ``spec.diff`` for the oracle's cotangents, in order.
+  ``spec.diff`` for the oracle's cotangents, in order;
+* optionally ``dtype_of(x)``: the dtype name of a candidate array as the candidate made it
+  (``"bfloat16"``, ``"float32"``, ``"int64"``...), before ``to_numpy`` widens anything; ``check``
+  compares it with the requested dtype.
+
+A candidate whose result has the wrong form (the wrong number of outputs or gradients, not a
+tensor) makes ``vjp`` raise :class:`ResultMismatch`, which ``check`` reports as a mismatch of
+the candidate's result rather than as an exception the candidate raised.
 
 :class:`NumpyAdapter` is the default. Framework adapters (torch, jax) are looked up by name in
 :data:`FRAMEWORK_ADAPTERS` and imported only when asked for, so neither framework is needed
@@ -16,7 +23,12 @@ import importlib
 
 import numpy as onp
 
-__all__ = ["NumpyAdapter", "get_adapter", "call_user_grads", "FRAMEWORK_ADAPTERS"]
+__all__ = ["NumpyAdapter", "get_adapter", "call_user_grads", "FRAMEWORK_ADAPTERS",
+           "ResultMismatch"]
+
+
+class ResultMismatch(ValueError):
+    """The candidate returned results of the wrong form (count, kind): its mismatch, not a crash."""
 
 #: name -> "module:attribute" of adapters living in optional modules (filled by the
 #: frameworks issue; importing them imports the framework).
@@ -39,6 +51,10 @@ class NumpyAdapter:
 
     def to_numpy(self, x):
         return onp.asarray(x)
+
+    def dtype_of(self, x):
+        """The dtype name of a candidate output (a Python float is float64)."""
+        return onp.asarray(x).dtype.name
 
     def vjp(self, candidate, spec, case, dtype, cotangents, grads):
         from kexue_ref.testing._check import autograd_vjp
@@ -64,8 +80,11 @@ def call_user_grads(grads, spec, case, inputs, cotangents):
     out = grads(cot_arg, *[inputs[n] for n in spec.inputs], **case.params)
     if len(spec.diff) == 1 and not isinstance(out, (tuple, list)):
         out = (out,)
+    if not isinstance(out, (tuple, list)):
+        raise ResultMismatch(f"grads returned a {type(out).__name__}; {spec.name} has "
+                             f"{len(spec.diff)} differentiable inputs {spec.diff}")
     if len(out) != len(spec.diff):
-        raise ValueError(f"grads returned {len(out)} arrays; {spec.name} has "
+        raise ResultMismatch(f"grads returned {len(out)} arrays; {spec.name} has "
                          f"{len(spec.diff)} differentiable inputs {spec.diff}")
     return tuple(out)
 

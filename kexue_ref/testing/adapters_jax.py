@@ -172,6 +172,12 @@ class JaxAdapter:
             a = a.astype(onp.float32)
         return a
 
+    def dtype_of(self, x):
+        """The dtype name of a candidate output (``"bfloat16"`` for a bfloat16 array)."""
+        dt = getattr(x, "dtype", None)
+        # jax arrays carry a NumPy (or ml_dtypes) dtype; anything else goes through asarray
+        return onp.dtype(dt if dt is not None else onp.asarray(x).dtype).name
+
     # -- gradients ---------------------------------------------------------------------
 
     def vjp(self, candidate, spec, case, dtype, cotangents, grads):

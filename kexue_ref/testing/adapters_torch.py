@@ -26,7 +26,7 @@ torch is imported when the adapter is created, never by ``import kexue_ref``.
 """
 import numpy as onp
 
-from kexue_ref.testing.adapters import call_user_grads
+from kexue_ref.testing.adapters import ResultMismatch, call_user_grads
 
 __all__ = ["TorchAdapter"]
 
@@ -58,7 +58,15 @@ class TorchAdapter:
         import torch
 
         self.torch = torch
-        self.device = torch.device(device)
+        try:
+            self.device = torch.device(device)
+            # a CPU-only build knows "cuda" as a name but cannot place a tensor there
+            torch.empty(0, device=self.device)
+        except (RuntimeError, AssertionError, TypeError, ValueError) as exc:
+            cuda = getattr(torch.version, "cuda", None)
+            build = f"torch {torch.__version__}" + ("" if cuda else ", a build without CUDA")
+            raise ValueError(f"torch cannot use device {str(device)!r} ({build}): "
+                             f"{' '.join(str(exc).split())}") from None
 
     def __repr__(self):
         return f"TorchAdapter(device={str(self.device)!r})"
@@ -100,6 +108,12 @@ class TorchAdapter:
             return x.numpy()
         return onp.asarray(x)
 
+    def dtype_of(self, x):
+        """The dtype name of a candidate output: ``"bfloat16"`` for a bfloat16 tensor."""
+        if isinstance(x, self.torch.Tensor):
+            return str(x.dtype).replace("torch.", "")
+        return onp.asarray(x).dtype.name
+
     # -- gradients ---------------------------------------------------------------------
 
     def vjp(self, candidate, spec, case, dtype, cotangents, grads):
@@ -117,13 +131,18 @@ class TorchAdapter:
                 raise TypeError(f"differentiable input {n!r} of {spec.name} is not floating")
             inputs[n].requires_grad_(True)
             leaves.append(inputs[n])
-        outs = spec.as_outputs(candidate(*[inputs[n] for n in spec.inputs], **case.params))
+        try:
+            outs = spec.as_outputs(candidate(*[inputs[n] for n in spec.inputs], **case.params))
+        except ValueError as exc:
+            if "should return" in str(exc):  # the wrong number of outputs: the result's form
+                raise ResultMismatch(str(exc)) from None
+            raise
         heads, head_cots = [], []
         for name, o, u in zip(spec.outputs, outs, cotangents):
             if u is None:
                 continue
             if not isinstance(o, torch.Tensor):
-                raise TypeError(f"output {name!r} is a {type(o).__name__}, not a torch tensor")
+                raise ResultMismatch(f"output {name!r} is a {type(o).__name__}, not a torch tensor")
             if not o.requires_grad:
                 continue  # a constant output: its contribution to every gradient is 0
             # grad_outputs = u, in the output's dtype and device

@@ -12,12 +12,22 @@ Examples::
     kexue-ref check ops:attn --op sparse_attention.attention --framework torch \\
         --dtype bfloat16 --rule relative --k 2
 
-The report has one line per case (PASS/FAIL, case id, tier) and, for failures, one line
-per compared array: the largest absolute and relative error, the worst index, the number of
-entries outside the tolerance and the tolerance used. When a case fails, the registered
-convention options of the op are tried (``kexue_ref.testing.diagnose``) and the report says
-which one the candidate follows. Exit status: 0 when every case passes, 1 on a mismatch,
-2 when the target, the op or the framework cannot be loaded.
+The report has one line per passing case (PASS, the case id, its tier; "refused" and the
+exception for an error case the candidate refused) and at most four per failing case, in
+torch.testing's words: the mismatched elements, the greatest absolute and relative
+differences with their indices and the tolerance allowed, and where the error lies. When a
+case fails, the registered convention options of the op are tried
+(``kexue_ref.testing.diagnose``) and the report says which one the candidate follows.
+
+Cases that reproduce a peer's quirk rather than the post (``compat='keras'``, replacement
+fills, ...) run only with ``--quirks``. ``--only``, ``--skip`` and ``--xfail`` take case
+names, ids or glob patterns, comma-separated and repeatable, or ``@FILE`` with one per line
+(``#`` starts a comment); an xfailed case is reported as XFAIL (XPASS when it passes) and
+never fails the run.
+
+Exit status: 0 when every case passes, 1 on a mismatch, 2 on a usage error (the target, the
+op, the framework or the device cannot be loaded, a pattern matches no case, nothing is
+selected, the output was closed early): one line on stderr, never a traceback.
 """
 import importlib
 import importlib.util
@@ -56,7 +66,17 @@ def add_parser(sub):
                         "most K x that of the reference run naively in the same dtype")
     p.add_argument("--k", type=float, default=2.0, help="the factor of --rule relative (default 2)")
     p.add_argument("--no-diagnose", action="store_true",
-                   help="do not try the op's convention options on failures")
+                   help="do not try the op's convention options or localise failures")
+    p.add_argument("--quirks", action="store_true",
+                   help="also run the cases that reproduce a peer's quirk (compat='keras', "
+                        "replacement fills, ...) rather than the post")
+    p.add_argument("--no-dtype-check", action="store_true",
+                   help="accept outputs and gradients of another dtype than --dtype")
+    for flag, what in (("--only", "run only these cases"), ("--skip", "leave these cases out"),
+                       ("--xfail", "expect these cases to fail (XFAIL; XPASS if they pass)")):
+        p.add_argument(flag, action="append", default=None, metavar="PATTERNS",
+                       help=f"{what}: case names, ids or glob patterns, comma-separated, "
+                            "repeatable, or @FILE with one per line")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)
 
@@ -111,12 +131,40 @@ def _adapter(framework, device):
         return get_adapter(None)
     if framework == "torch":
         from kexue_ref.testing.adapters_torch import TorchAdapter
+        # raises ValueError for a device this torch build cannot use
         return TorchAdapter(device=device or "cpu")
     from kexue_ref.testing.adapters_jax import JaxAdapter
     if device is None:
         return JaxAdapter()
     import jax
-    return JaxAdapter(device=jax.devices(device)[0])
+    try:
+        found = jax.devices(device)
+    except RuntimeError as exc:  # an unknown or unavailable platform
+        raise ValueError(f"jax cannot use device {device!r}: {' '.join(str(exc).split())}") from None
+    return JaxAdapter(device=found[0])
+
+
+def _pattern_list(values, flag):
+    """Patterns from repeated ``--only a,b --only @file`` arguments (None when not given)."""
+    if not values:
+        return None
+    out = []
+    for value in values:
+        if value.startswith("@"):
+            path = value[1:]
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    text = fh.read()
+            except OSError as exc:
+                raise ValueError(f"{flag} {value}: cannot read {path!r} ({exc.strerror})") from None
+            # one pattern per line; '#' starts a comment
+            out += [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
+        else:
+            out += [p.strip() for p in value.split(",")]
+    out = [p for p in out if p]
+    if not out:
+        raise ValueError(f"{flag} names no case")
+    return out
 
 
 def _tiers(text):
@@ -141,46 +189,61 @@ def _json_safe(obj):
     return obj
 
 
+def _fail(message):
+    """Print one usage-error line on stderr and return exit status 2."""
+    print(f"kexue-ref check: {' '.join(str(message).split())}", file=sys.stderr)
+    return 2
+
+
 def run(args):
+    """Run ``kexue-ref check``: 0 all pass, 1 a mismatch, 2 a usage error (one line, no traceback)."""
     from kexue_ref import registry
     from kexue_ref.testing._check import check
-    from kexue_ref.testing.diagnose import diagnose
 
     try:
         candidate = load_target(args.target)
+    except ImportError as exc:
+        return _fail(f"cannot import {exc.name or args.target}: {exc}")
+    except ValueError as exc:
+        return _fail(exc)
+    except Exception as exc:  # the candidate's module itself failed to import
+        return _fail(f"importing {args.target} raised {type(exc).__name__}: {exc}")
+    try:
         spec = registry.get_op(args.op)
         tiers = _tiers(args.cases)
-        adapter = _adapter(args.framework, args.device)
         if args.framework == "numpy" and args.dtype not in ("float64", "float32", "float16"):
             raise ValueError(f"--dtype {args.dtype} needs --framework torch or jax "
                              "(NumPy has float64, float32 and float16)")
+        adapter = _adapter(args.framework, args.device)
+        selection = {flag: _pattern_list(getattr(args, flag), f"--{flag}")
+                     for flag in ("only", "skip", "xfail")}
     except ImportError as exc:
-        print(f"kexue-ref check: cannot import {exc.name or exc}: {exc}", file=sys.stderr)
-        return 2
-    except (ValueError, KeyError) as exc:
-        print(f"kexue-ref check: {exc.args[0] if exc.args else exc}", file=sys.stderr)
-        return 2
+        return _fail(f"cannot import {exc.name or exc}: {exc}")
+    except (ValueError, KeyError, TypeError) as exc:
+        return _fail(exc.args[0] if exc.args else exc)
     grads = None
     if args.grads:
         grads = "autograd" if args.framework == "numpy" else True
     try:
         report = check(candidate, spec, cases=tiers, grads=grads, dtype=args.dtype,
-                       adapter=adapter, rule=args.rule, k=args.k)
-    except ValueError as exc:  # e.g. a dtype without a published tolerance, a bad rule
-        print(f"kexue-ref check: {exc}", file=sys.stderr)
-        return 2
+                       adapter=adapter, rule=args.rule, k=args.k, quirks=args.quirks,
+                       check_dtype=not args.no_dtype_check, diagnose=not args.no_diagnose,
+                       **selection)
+    except (ValueError, TypeError) as exc:  # an empty selection, a dtype without a tolerance...
+        return _fail(exc)
     report.candidate = args.target
-    diagnosis = None
-    if not report.passed and not args.no_diagnose:
-        diagnosis = diagnose(candidate, spec, grads=grads, dtype=args.dtype, adapter=adapter,
-                             report=report)
-        report.notes.extend(diagnosis.lines())
     if args.json:
-        data = report.to_dict()
-        data.update(framework=args.framework, rule=args.rule, k=args.k,
-                    diagnosis=[] if diagnosis is None else
-                    [m.convention.label for m in diagnosis.matches])
-        print(json.dumps(_json_safe(data), indent=1, ensure_ascii=False))
+        text = json.dumps(_json_safe(report.to_dict()), indent=1, ensure_ascii=False)
     else:
-        print(report)
-    return 0 if report.passed else 1
+        text = str(report)
+    status = 0 if report.passed else 1
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # the reader went away (`| head`): point stdout at devnull so the interpreter's
+        # final flush does not raise again, and say in one line what the cut-off report said
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return _fail(f"output closed early (broken pipe); {report.op}: {report.summary()}")
+    return status
