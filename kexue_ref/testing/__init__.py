@@ -30,12 +30,12 @@ from kexue_ref.testing._check import (  # noqa: F401
     reference_grads,
     reference_outputs,
 )
-from kexue_ref.testing.gradcheck import GradCheckError, check_grads  # noqa: F401
+from kexue_ref.testing.gradcheck import DegenerateCheckError, GradCheckError, check_grads  # noqa: F401
 from kexue_ref.testing.tolerances import TOLERANCES, tolerance_for  # noqa: F401
 
 __all__ = ["check", "assert_matches", "compare", "Report", "CaseResult", "Comparison",
            "reference_outputs", "reference_grads", "make_cotangents", "autograd_vjp",
-           "check_grads", "GradCheckError", "TOLERANCES", "tolerance_for",
+           "check_grads", "GradCheckError", "DegenerateCheckError", "TOLERANCES", "tolerance_for",
            "conformance_test", "parametrize_cases", "check_case"]
 
 _LAZY = {
