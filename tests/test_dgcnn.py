@@ -402,16 +402,18 @@ def test_bce_by_hand_and_clip():
 
 
 def test_bce_clip_is_exact_at_both_ends():
-    # p = 1 with target 0 costs −log(1 − p̄) = −log ε exactly: 1 − ε is not a float64, and
-    # 1 − fl(1 − ε) is ε·(1 + 5e-10), which the complement form never forms
+    # the bounds are ε and fl(1 − ε) (1 − ε rounded, as every framework's clip has it):
+    # p = 0 with target 1 costs −log ε; p = 1 with target 0 costs −log(1 − fl(1 − ε)), and
+    # 1 − fl(1 − ε) is an exact float, ε·(1 + 5.8e-10) — the loss keeps that difference
     eps = 1e-7
-    want = -np.log(eps)
-    for p, t in ((1.0, 0.0), (0.0, 1.0)):
+    eps_hi = 1.0 - (1.0 - eps)
+    assert eps_hi != eps
+    for p, t, want in ((1.0, 0.0, -np.log(eps_hi)), (0.0, 1.0, -np.log(eps))):
         got = float(dg.masked_bce(np.array([[p]]), np.array([[t]])))
         assert abs(got - want) <= 2 * np.spacing(want)
-    # p = 1 with target 1: −log(1 − ε) = ε + ε²/2 + ε³/3 + …, to full relative precision
+    # p = 1 with target 1: −log fl(1 − ε) = ε' + ε'²/2 + ε'³/3 + …, to full relative precision
     got = float(dg.masked_bce(np.ones((1, 1)), np.ones((1, 1))))
-    assert got == pytest.approx(eps + eps ** 2 / 2 + eps ** 3 / 3, rel=1e-15, abs=0)
+    assert got == pytest.approx(eps_hi + eps_hi ** 2 / 2 + eps_hi ** 3 / 3, rel=1e-15, abs=0)
     # the clip is flat where it is active, and the gradient inside is −t/p + (1 − t)/(1 − p)
     g = grad(lambda q: dg.masked_bce(q, np.array([[1.0, 0.0, 1.0, 0.0]])))(np.array([[0.0, 1.0, 0.2, 0.9]]))
     np.testing.assert_allclose(g, [[0.0, 0.0, -1 / 0.2 / 4, 1 / (1 - 0.9) / 4]], rtol=1e-14)
@@ -649,17 +651,85 @@ def test_pipeline_gate_forms_agree(tiny_batch):
         np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-15)
 
 
+def _gradient_mismatches(params, tokens, word_vecs, targets, cfg, keys=None, h=1e-6, rtol=1e-4, atol=1e-8):
+    r"""Parameters whose autograd gradient disagrees with central differences of the loss.
+
+    For each parameter θ_k (or those in ``keys``) and a seeded random unit direction d_k, the
+    directional derivative from the gradient, :math:`\langle \nabla_{\theta_k} L, d_k \rangle`,
+    is compared with :math:`(L(\theta_k + h d_k) - L(\theta_k - h d_k)) / 2h`; a mismatch is
+    :math:`|\cdot - \cdot| > rtol\,\lVert \nabla_{\theta_k} L \rVert + atol`. The truncation
+    error is O(h²) and the rounding error ~ ε·L/h ≈ 4e-10; h = 1e-6 also keeps the segment
+    clear of the ReLU and max-pool kinks at this seed (h = 1e-4 crosses some).
+
+    Returns
+    -------
+    list of (key, from the gradient, from differences).
+    """
+    def loss(p):
+        return float(tr.batch_loss(p, tokens, word_vecs, targets, cfg))
+    g = grad(tr.batch_loss)(params, tokens, word_vecs, targets, cfg)
+    rng = np.random.default_rng(11)
+    bad = []
+    for key in params:
+        # one direction per parameter, drawn for every key so a subset sees the same directions
+        d = rng.standard_normal(params[key].shape)
+        d /= np.linalg.norm(d)
+        if keys is not None and key not in keys:
+            continue
+        lin = float(np.sum(g[key] * d))
+        plus, minus = dict(params), dict(params)
+        plus[key], minus[key] = params[key] + h * d, params[key] - h * d
+        fd = (loss(plus) - loss(minus)) / (2 * h)
+        if abs(lin - fd) > rtol * np.linalg.norm(g[key]) + atol:
+            bad.append((key, lin, fd))
+    return bad
+
+
 def test_training_steps_lower_the_loss(tiny_batch):
+    """The gradient Adam is given is the loss's derivative (every parameter, against central
+    differences), and six Adam steps then lower the loss monotonically by more than 5 %.
+
+    The descent alone would not notice a wrong VJP: Adam's first step moves each weight by
+    about lr·sign(g), so a gradient with mostly the right signs still descends."""
     _, tokens, word_vecs, targets = tiny_batch
     for cell in ("gru", "lstm"):
         cfg = _tiny(cell)
         params = dg.init_params(cfg, np.random.default_rng(3))
+        bad = _gradient_mismatches(params, tokens, word_vecs, targets, cfg)
+        assert not bad, (cell, bad)
         opt = tr.adam_init(params)
         losses = []
         for step in range(6):
             loss, params, opt = tr.train_step(params, opt, tokens, word_vecs, targets, cfg, 3e-3)
             losses.append(loss)
         assert all(np.diff(losses) < 0) and losses[-1] < 0.95 * losses[0], (cell, losses)
+
+
+def test_gradient_check_rejects_a_wrong_shift_vjp(tiny_batch, monkeypatch):
+    """The judge judged: with the time shift's VJP shifting the wrong way (+s instead of −s),
+    the loss still falls under Adam, but the central-difference check names the conv weights."""
+    import autograd.core
+    from autograd.extend import defvjp
+    from kexue_ref.dgcnn import conv
+
+    _, tokens, word_vecs, targets = tiny_batch
+    cfg = _tiny()
+    params = dg.init_params(cfg, np.random.default_rng(3))
+    keys = ("enc_w", "enc_b", "char_emb")
+    assert _gradient_mismatches(params, tokens, word_vecs, targets, cfg, keys) == []
+    # the wrong adjoint, registered for this test only (monkeypatch restores the right one)
+    monkeypatch.setitem(autograd.core.primitive_vjps, conv._shift_time,
+                        autograd.core.primitive_vjps[conv._shift_time])
+    defvjp(conv._shift_time, lambda ans, x, s: lambda g: conv._shift_time(g, s))
+    bad = _gradient_mismatches(params, tokens, word_vecs, targets, cfg, keys)
+    assert {k for k, _, _ in bad} == set(keys), bad
+    # ... while the descent it feeds still lowers the loss (why the check above is needed)
+    opt = tr.adam_init(params)
+    losses = []
+    for _ in range(3):
+        loss, params, opt = tr.train_step(params, opt, tokens, word_vecs, targets, cfg, 3e-3)
+        losses.append(loss)
+    assert all(np.diff(losses) < 0), losses
 
 
 def test_pipeline_keeps_float32(tiny_batch):

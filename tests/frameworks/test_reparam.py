@@ -24,6 +24,8 @@ from kexue_ref.testing import check  # noqa: E402
 from kexue_ref.testing.diagnose import diagnose  # noqa: E402
 from kexue_ref.testing.pytest_plugin import conformance_test  # noqa: E402
 
+from ._support import conformance  # noqa: E402
+
 TIERS = ("quick", "full", "edge")
 
 
@@ -100,7 +102,7 @@ def plain_log_gumbel_softmax(logits, g, tau, *, hard=False, axis=-1, given="logi
     return torch.softmax(z / tau, dim=axis)
 
 
-test_plain_log_gumbel_softmax = conformance_test(
+test_plain_log_gumbel_softmax = conformance(
     plain_log_gumbel_softmax, "reparam.gumbel_softmax", "edge", adapter="torch", grads=True,
     xfail={"probs-with-zero": "torch.log at p = 0: NaN gradient for the zero-probability category"})
 
@@ -200,8 +202,10 @@ def test_keras_noise_is_diagnosed_as_mode_keras():
     def keras_noise(u, *, mode="exact", eps=None):   # always Su's -log(-log(u + 1e-7) + 1e-7)
         return gumbel_from_uniform(u, mode="keras")
     report = check(keras_noise, "reparam.gumbel_from_uniform", "quick", adapter="torch")
-    assert {r.case_id for r in report.failures} == {"reparam.gumbel_from_uniform[exact-n8]",
-                                                    "reparam.gumbel_from_uniform[clip-n8]",
-                                                    "reparam.gumbel_from_uniform[tiny-n8]"}
+    # the exact-noise case fails; the clip and tiny ones (a peer's guards, run only when the
+    # checker is asked for quirk cases) fail too when they are run
+    failed = {r.case_id for r in report.failures}
+    assert "reparam.gumbel_from_uniform[exact-n8]" in failed
+    assert failed <= {f"reparam.gumbel_from_uniform[{n}]" for n in ("exact-n8", "clip-n8", "tiny-n8")}
     d = diagnose(keras_noise, "reparam.gumbel_from_uniform", "quick", adapter="torch", report=report)
     assert [m.convention.label for m in d.matches] == ["mode='keras'"]

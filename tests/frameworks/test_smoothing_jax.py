@@ -109,7 +109,7 @@ def test_jit_compiled_candidate():
 def test_builtins_are_nan_on_an_all_neginf_row(fn):
     # jax.nn.logsumexp: NaN gradient (jax#6811); jax.nn.softmax: NaN values; D4 gives 0
     op = "smoothing.smooth_max" if fn is builtin_smooth_max else "smoothing.soft_onehot"
-    with pytest.raises(AssertionError, match="got nan"):
+    with pytest.raises(AssertionError, match="(?i)nan"):
         check_case(fn, _case(op, "neginf-entries"), adapter="jax", grads=True, diagnose=False)
     check_case(fn, _case(op, "extreme-1e4"), adapter="jax", grads=True)
 

@@ -1,12 +1,15 @@
 """Worked example: sparse attention (https://kexue.fm/archives/6853) in JAX.
 
 ``jax.nn.dot_product_attention`` (layout (B, T, H, D), boolean ``mask``: True = may attend)
-is checked with the library's masks, values and ``jax.vjp`` gradients. Two findings: it
+is checked with the post's patterns (built here from their definitions, not from the library's
+mask code), values and ``jax.vjp`` gradients. Two findings: it
 computes the softmax in float32 whatever the input dtype (float64 inputs give errors of
 ~1e-7, so it is checked as a float32 candidate), and it masks with a large negative constant,
 so a fully masked row comes out as the uniform average of the values (D4 says 0): the
-diagnosis names that ``fill=-1e9`` behaviour, and those cases are strict xfails. A dense D4
-port in a few lines passes every case in float64.
+diagnosis names that ``fill=-1e9`` behaviour, and that case is a strict xfail raising the
+check's ``AssertionError``. A dense D4 port in a few lines passes every case in float64; the
+pattern candidate refuses ``compat="keras"`` with ``NotImplementedError``, and the test asserts
+that refusal.
 """
 import numpy as np
 import pytest
@@ -15,10 +18,11 @@ jax = pytest.importorskip("jax")
 jnp = jax.numpy
 
 from kexue_ref import registry  # noqa: E402
-from kexue_ref._masks import atrous_mask  # noqa: E402
 from kexue_ref.testing import check  # noqa: E402
 from kexue_ref.testing.diagnose import diagnose  # noqa: E402
 from kexue_ref.testing.pytest_plugin import check_case, conformance_test  # noqa: E402
+
+from ._support import conformance, names_with  # noqa: E402
 
 FULLY_MASKED = "jax.nn.dot_product_attention: a fully masked row is the uniform average (D4: 0)"
 
@@ -70,25 +74,42 @@ def jax_attention(q, k, v, allowed=None, *, key_mask=None, query_mask=None, caus
     return _zero_rows(jnp.swapaxes(out, 1, 2)[..., :Dv], query_mask)
 
 
-def jax_pattern(mask_fn):
-    def candidate(q, k, v, *, causal=False, mask=None, compat=None, **pattern):
-        (size,) = pattern.values()
-        A = jnp.asarray(mask_fn(q.shape[-2], size, causal=causal))
-        if mask is not None:
-            A = A & jnp.asarray(np.asarray(mask, bool))[:, None, None, :]
-        return dense_attention(q, k, v, A, query_mask=mask)
-    return candidate
+def atrous_pattern(T, R, causal=False):
+    r"""(T, T) bool atrous pattern of the post from its definition: d = i − j, allowed when
+    :math:`d \bmod R = 0` (and :math:`d \ge 0` when causal)."""
+    d = jnp.arange(T)[:, None] - jnp.arange(T)[None, :]
+    A = d % R == 0
+    return A & (d >= 0) if causal else A
 
+
+def jax_atrous(q, k, v, *, causal=False, mask=None, compat=None, rate):
+    """Atrous attention: the dense D4 port with the post's pattern and the padding mask."""
+    if compat is not None:
+        raise NotImplementedError(f"compat={compat!r}: only the post's semantics are ported here")
+    A = atrous_pattern(q.shape[-2], rate, causal)[None, None]
+    if mask is not None:
+        A = A & jnp.asarray(np.asarray(mask, bool))[:, None, None, :]     # padded keys removed
+    return dense_attention(q, k, v, A, query_mask=mask)
+
+
+ATROUS = "sparse_attention.atrous_attention"
+KERAS = (NotImplementedError, "compat='keras': only the post's semantics are ported here")
 
 # JAX compiles every case: the quick tier here, every tier in the torch module
 test_dense_attention = conformance_test(dense_attention, "sparse_attention.attention", "quick", adapter="jax",
                                         grads=True)
-test_jax_nn_attention = conformance_test(
+test_jax_nn_attention = conformance(
     jax_attention, "sparse_attention.attention", "quick", adapter="jax", grads=True, dtype="float32",
     xfail={"B2-key-mask-fully-masked": FULLY_MASKED})
-test_atrous = conformance_test(jax_pattern(atrous_mask), "sparse_attention.atrous_attention", "quick",
-                               adapter="jax", grads=True,
-                               xfail={"keras-T10-rate2": "compat='keras' is not implemented here"})
+test_atrous = conformance(jax_atrous, ATROUS, "quick", adapter="jax", grads=True,
+                          refuses={n: KERAS for n in names_with(ATROUS, "quick", compat=("keras",))})
+
+
+def test_atrous_pattern_by_hand():
+    """The candidate's pattern, judged: T = 7, R = 3, row 4 → {1, 4}; causal row 1 → {1}."""
+    assert np.flatnonzero(np.asarray(atrous_pattern(7, 3)[4])).tolist() == [1, 4]
+    assert np.flatnonzero(np.asarray(atrous_pattern(7, 3, causal=True)[1])).tolist() == [1]
+    assert np.flatnonzero(np.asarray(atrous_pattern(7, 3)[1])).tolist() == [1, 4]
 
 
 def test_fill_cases_pass_it_is_that_masking():
