@@ -2,6 +2,12 @@
 
 Runtime needs only NumPy, autograd, SciPy and numba; torch, jax and matplotlib are
 optional extras and are imported lazily where they are used.
+
+pyproject.toml holds the static metadata (name, description, readme, Python versions,
+license, classifiers, URLs) and declares the fields below `dynamic`: the version (read from
+``kexue_ref/__init__.py``), the dependencies, the extras and the entry points are written
+only here. ``name`` is repeated so that tools reading this file alone see it;
+``tests/test_packaging.py`` keeps the two files consistent.
 """
 import re
 from pathlib import Path
@@ -15,12 +21,8 @@ VERSION = re.search(r'^__version__ = "([^"]+)"',
 setup(
     name="kexue-ref",
     version=VERSION,
-    description="Golden numerical reference (NumPy + autograd, numba twins) for six kexue.fm posts",
-    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
-    long_description_content_type="text/markdown",
     packages=find_packages(include=["kexue_ref", "kexue_ref.*"]),
     package_data={"kexue_ref": ["schemas/*.json"]},
-    python_requires=">=3.10",
     install_requires=[
         "numpy>=1.24,<3",
         "autograd>=1.7",  # 1.7 is the first autograd release that supports NumPy 2
@@ -43,5 +45,4 @@ setup(
         # the `kexue_ref` marker and fixture for one-test-per-case conformance suites
         "pytest11": ["kexue_ref = kexue_ref.testing.pytest_plugin"],
     },
-    license="MIT",
 )

@@ -26,7 +26,7 @@ Measured in one run, on the current machine, for d = 64, H = 1, T ∈ {1024, 409
 * the first call's compile time (fresh cache directory, fresh process) and a second process's
   time to its first result with that cache.
 
-Times are medians of back-to-back repeats after one warm-up call (see PERF-NOTES: freed memory
+Times are medians of back-to-back repeats after one warm-up call (``docs/references.md``, "Memory reuse": freed memory
 is slow to touch again on these machines, so repeats are not spaced out). Other work on the
 machine makes every number noisier; ratios taken inside one run are the robust ones.
 """
@@ -71,7 +71,7 @@ LIMITS = {                      # largest T for each (implementation, mode)
 # ---------------------------------------------------------------------------
 
 def allowed_pairs(pattern, T, P):
-    """Number of allowed (query, key) pairs, from the row counts of SPEC §7.4."""
+    """Number of allowed (query, key) pairs, from the row counts of ``docs/sparse_attention.md``."""
     i = np.arange(T, dtype=np.int64)
     # local: min(i, W) + min(T − 1 − i, W) + 1
     local = np.minimum(i, P) + np.minimum(T - 1 - i, P) + 1

@@ -32,7 +32,7 @@ def tune_runtime():
     """One BLAS thread (small matrices; the cores are shared) and a malloc that keeps freed memory.
 
     Autograd allocates many short-lived arrays of a few hundred KB; glibc returns them to the OS
-    and re-faults them on the next step, which costs ~3–5× on these VMs (docs: PERF-NOTES).
+    and re-faults them on the next step, which costs ~3–5× on these VMs (``docs/references.md``, "Memory reuse").
     """
     try:
         from threadpoolctl import threadpool_limits

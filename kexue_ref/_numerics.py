@@ -250,7 +250,8 @@ def masked_softmax(x, mask, axis=-1, fill=None):
 
     Notes
     -----
-    Source: SPEC §7.2 "Masked softmax"; https://kexue.fm/archives/6853. The finite-constant
+    Source: https://kexue.fm/archives/6853 (attention masks); decision D4 of
+    ``docs/conventions.md`` (a fully masked row has no mass). The finite-constant
     option follows ``openai/sparse_attention`` (replacement with -1e9); it is *not* the
     additive ``-1e10`` masking of the Keras code, see ``docs/conventions.md``.
 

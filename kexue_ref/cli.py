@@ -3,7 +3,7 @@
 Subcommands are contributed by small modules, each with ``add_parser(subparsers)`` that
 registers its parser and sets ``func`` (called with the parsed args, returning an exit code):
 
-* ``tables``: generate / verify / list / show the reference tables (``kexue_ref.tables``);
+* ``tables``: generate / verify / certify / list / show the reference tables (``kexue_ref._tables_cli``);
 * ``cases``: list the registry rows and their cases;
 * ``check``: run a candidate against the oracle (``kexue_ref.testing.cli_check``, when present).
 """
@@ -13,7 +13,7 @@ import os
 import sys
 
 #: modules that contribute subcommands, in the order shown by ``--help``
-SUBCOMMAND_MODULES = ["kexue_ref.tables", "kexue_ref.registry_cli", "kexue_ref.testing.cli_check"]
+SUBCOMMAND_MODULES = ["kexue_ref._tables_cli", "kexue_ref.registry_cli", "kexue_ref.testing.cli_check"]
 
 
 def build_parser():

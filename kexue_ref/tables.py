@@ -26,9 +26,7 @@ it also checks every file's sha256 against the manifest. ``kexue-ref tables cert
 Command line: ``kexue-ref tables generate [--only PATTERN]``, ``verify``, ``certify``,
 ``certify-report``, ``list``, ``show NAME``.
 """
-import argparse
 import contextlib
-import dataclasses
 import fnmatch
 import hashlib
 import importlib.metadata
@@ -37,7 +35,6 @@ import json
 import os
 import platform
 import sys
-import warnings
 import zipfile
 from pathlib import Path
 
@@ -45,22 +42,15 @@ import numpy as onp
 
 import kexue_ref
 from kexue_ref import registry
-from kexue_ref.testing._check import make_cotangents, reference_grads, reference_outputs
+from kexue_ref._records import (COMPUTED_KINDS, SCALE_ETA, TABLE_TIERS, VERIFY_TAU,  # noqa: F401
+                                _evaluate, case_record, member_kind, natural_scales)
 from kexue_ref.testing.tolerances import table_as_dict, tolerance_for
 
 __all__ = ["default_root", "case_path", "case_record", "write_npz", "load", "generate",
-           "verify", "list_tables", "add_parser", "MANIFEST"]
+           "verify", "list_tables", "natural_scales", "MANIFEST"]
 
 MANIFEST = "MANIFEST.json"
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
-TABLE_TIERS = ("quick", "full", "edge")
-#: ``verify`` allows ``|regenerated − stored| ≤ VERIFY_TAU · S`` per member, ``S`` its natural
-#: scale (:func:`natural_scales`): ~450 ulps of ``S``, ten times below the ``1e-12·S`` change
-#: that must be reported.
-VERIFY_TAU = 1e-13
-#: Relative step of the sensitivity probe of :func:`natural_scales` (2^-36 ≈ 1.5e-11: far
-#: above rounding, far below any curvature of the cases).
-SCALE_ETA = 2.0 ** -36
 
 
 def default_root():
@@ -75,167 +65,6 @@ def default_root():
 def case_path(case):
     """Relative path of a case's table: ``<topic>/<function>__<case>.npz``."""
     return f"{case.spec.topic}/{case.spec.function}__{case.name}.npz"
-
-
-def _param_array(value):
-    if value is None:
-        return onp.zeros(0)
-    arr = onp.asarray(value)
-    if arr.dtype.kind == "O":
-        raise TypeError(f"parameter value {value!r} cannot be stored without pickle")
-    return arr
-
-
-def case_record(case, cotangents=None):
-    """The arrays of one case's table, by key, in the documented order (see the module docstring).
-
-    Members come in call order: ``input.*`` in the op's positional order, ``param.*`` in
-    keyword order, ``output.*`` in return order, then ``cotangent.*`` and ``grad.*`` (the
-    differentiable inputs in call order). ``cotangents`` (by output name) replaces the seeded
-    draw, so :func:`verify` can recompute the VJP for exactly the stored cotangents.
-    """
-    spec = case.spec
-    rec = {}
-    for name in spec.inputs:
-        rec[f"input.{name}"] = onp.asarray(case.inputs[name])
-    for name, value in case.params.items():
-        rec[f"param.{name}"] = _param_array(value)
-    outs = reference_outputs(case)
-    for name, o in zip(spec.outputs, outs):
-        rec[f"output.{name}"] = o
-    if spec.diff:
-        if cotangents is None:
-            cots = make_cotangents(case, outs)
-        else:
-            cots = tuple(cotangents.get(name) for name in spec.outputs)
-        for name, u in zip(spec.outputs, cots):
-            if u is not None:
-                rec[f"cotangent.{name}"] = u
-        grads = reference_grads(case, cots)
-        for name in spec.diff:
-            rec[f"grad.{name}"] = grads[name]
-    for key, arr in rec.items():
-        if arr.dtype.kind == "O":
-            raise TypeError(f"{case.id}: {key} has dtype object; tables hold plain arrays only")
-    return rec
-
-
-def member_kind(key):
-    """``"input"``, ``"param"``, ``"output"``, ``"cotangent"``, ``"grad"`` (the part before the dot)."""
-    return key.split(".", 1)[0]
-
-
-#: Members that the reference computes (everything else is data the case generator draws).
-COMPUTED_KINDS = ("output", "grad", "jvp", "hvp")
-
-
-def _finite_max(arr):
-    a = onp.abs(onp.asarray(arr, dtype=onp.float64))
-    a = a[onp.isfinite(a)]
-    return float(a.max()) if a.size else 0.0
-
-
-def _with_inputs(case, inputs):
-    return dataclasses.replace(case, inputs=dict(inputs))
-
-
-def _evaluate(case, inputs, cotangents):
-    """The computed members for given inputs and cotangents (a record restricted to them)."""
-    rec = case_record(_with_inputs(case, inputs), cotangents=cotangents)
-    return {k: v for k, v in rec.items() if member_kind(k) in COMPUTED_KINDS}
-
-
-def _sensitivity(case, rec):
-    """``max |Δm| / η`` per computed member when the inputs move by a relative ``η``.
-
-    Every differentiable float input and every cotangent is multiplied by ``1 + η·r`` with
-    random signs ``r`` (two draws, seeded by the case), at ``η = SCALE_ETA`` and ``η/4``.
-    To first order ``Δm ≈ η·J(x∘r)``: the size of the terms ``∂m/∂x_j · x_j`` that meet
-    (and cancel) in the member, which is what rounding at the level of the inputs moves.
-    An entry counts only where the response is smooth (``|Δm(η)| ≥ 2.5·|Δm(η/4)| > 0``);
-    a jump (a tie or threshold crossed) would otherwise pass for a huge slope.
-    """
-    spec = case.spec
-    diff = [n for n in spec.diff if rec[f"input.{n}"].dtype.kind == "f"]
-    cot_keys = [k for k in rec if member_kind(k) == "cotangent"]
-    base_inputs = {n: rec[f"input.{n}"] for n in spec.inputs}
-    base_cots = {k.split(".", 1)[1]: rec[k] for k in cot_keys}
-    base = {k: v for k, v in rec.items() if member_kind(k) in COMPUTED_KINDS}
-    sens = {k: 0.0 for k in base}
-    if not diff:
-        return sens, "no differentiable input"
-    rng = onp.random.default_rng([case.seed, 3])
-    status = "ok"
-    for _ in range(2):
-        signs = {n: rng.choice([-1.0, 1.0], size=onp.shape(base_inputs[n])) for n in diff}
-        csigns = {n: rng.choice([-1.0, 1.0], size=onp.shape(u)) for n, u in base_cots.items()}
-        moved = []
-        for eta in (SCALE_ETA, SCALE_ETA / 4):
-            inputs = dict(base_inputs)
-            for n in diff:
-                inputs[n] = base_inputs[n] * (1.0 + eta * signs[n])
-            cots = {n: u * (1.0 + eta * csigns[n]) for n, u in base_cots.items()}
-            try:
-                with onp.errstate(all="ignore"), warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    moved.append(_evaluate(case, inputs, cots or None))
-            except (ValueError, TypeError, ArithmeticError):
-                status = "a perturbed input left the op's domain"
-                break
-        if len(moved) < 2:
-            continue
-        for key, m0 in base.items():
-            if m0.dtype.kind != "f" or key not in moved[0] or key not in moved[1]:
-                continue
-            with onp.errstate(all="ignore"):
-                d1 = onp.abs(moved[0][key] - m0)
-                d2 = onp.abs(moved[1][key] - m0)
-            smooth = onp.isfinite(d1) & onp.isfinite(d2) & (d2 > 0) & (d1 >= 2.5 * d2)
-            if smooth.any():
-                sens[key] = max(sens[key], float(d1[smooth].max()) / SCALE_ETA)
-    return sens, status
-
-
-def natural_scales(case, rec):
-    """The natural scale ``S`` of every float member and its verify tolerance ``VERIFY_TAU·S``.
-
-    * data (``input.*``, ``param.*``, ``cotangent.*``): ``S`` = the largest finite |entry|;
-    * computed members (``output.*``, ``grad.*``): ``S = max(max|m|, sensitivity)``, where
-      the sensitivity (:func:`_sensitivity`) is the size of the terms that round and cancel.
-      Where nothing cancels the two agree; where the result is a cancellation (a penalty
-      at its minimum, a gradient that sums to ~0) the sensitivity is the larger, so rounding
-      noise around an exact zero passes on every machine while a change of
-      ``1e-12·S`` is still reported.
-
-    Returns ``{member: {"scale": S, "atol": VERIFY_TAU·S, "reason": ...}}``.
-    """
-    sens, status = _sensitivity(case, rec)
-    declared = dict(case.defn.scales)
-    out = {}
-    for key, arr in rec.items():
-        if arr.dtype.kind not in "fc":
-            continue
-        size = _finite_max(arr)
-        kind = member_kind(key)
-        if key in declared and kind in COMPUTED_KINDS:
-            fn, why = declared[key]
-            scale = max(float(fn(rec)), size, sens.get(key, 0.0))
-            out[key] = {"scale": scale, "atol": float(VERIFY_TAU * scale), "reason": f"declared: {why}"}
-            continue
-        if kind not in COMPUTED_KINDS:
-            scale, reason = size, "data: its largest |entry|"
-        elif sens.get(key, 0.0) > size:
-            scale = sens[key]
-            reason = (f"cancellation: the terms are {scale / size:.3g}x the result" if size > 0
-                      else "cancellation: the result is zero, its terms are not")
-            reason += " (sensitivity to a relative change of the inputs)"
-        else:
-            scale = size
-            reason = "its largest |entry| (no cancellation beyond it)"
-            if status != "ok":
-                reason += f"; sensitivity not measured: {status}"
-        out[key] = {"scale": float(scale), "atol": float(VERIFY_TAU * scale), "reason": reason}
-    return out
 
 
 def write_npz(path, arrays):
@@ -648,108 +477,3 @@ def list_tables(root=None, only=None):
 # ---------------------------------------------------------------------------
 # Command line: kexue-ref tables ...
 # ---------------------------------------------------------------------------
-
-def add_parser(sub):
-    """Register ``kexue-ref tables ACTION`` (generate, verify, list, certify, certify-report, show)."""
-    p = sub.add_parser("tables", help="generate, verify, list or show the reference tables")
-    tsub = p.add_subparsers(dest="tables_command", metavar="ACTION")
-    for name, helptext in [("generate", "regenerate tables and the manifest"),
-                           ("verify", "regenerate in memory and compare with the files"),
-                           ("list", "list the tables in the manifest")]:
-        q = tsub.add_parser(name, help=helptext)
-        q.add_argument("--only", default=None, help="glob over op names, case ids or paths")
-        q.add_argument("--root", default=None, help="tables folder (default: the checkout's tables/)")
-        if name != "list":
-            q.add_argument("--quiet", action="store_true", help="no progress output")
-        q.set_defaults(func=_run)
-    q = tsub.add_parser("certify", help="certify the stored numbers against mpmath (extra 'certify')")
-    q.add_argument("--only", default=None, help="glob over op names, case ids or paths")
-    q.add_argument("--root", default=None, help="tables folder (default: the checkout's tables/)")
-    q.add_argument("--tier", action="append", choices=TABLE_TIERS,
-                   help="certify only this tier (repeatable; default: every tabled tier)")
-    q.add_argument("--check", action="store_true",
-                   help="write nothing; exit 1 if any member exceeds its published bound")
-    q.add_argument("--jobs", type=int, default=None, help="worker processes (default: the CPU count)")
-    q.add_argument("--quiet", action="store_true", help="no progress output")
-    q.set_defaults(func=lambda args: __import__("kexue_ref.certify._run", fromlist=["cli"]).cli(args))
-    q = tsub.add_parser("certify-report", help="rewrite the certification table of docs/tables.md")
-    q.add_argument("--root", default=None, help="tables folder (default: the checkout's tables/)")
-    q.add_argument("--docs", default=None, help="the page to rewrite (default: docs/tables.md beside tables/)")
-    q.set_defaults(func=_certify_report)
-    q = tsub.add_parser("show", help="show one table's manifest entry and arrays")
-    q.add_argument("name", help="relative path (smoothing/smooth_max__post-x-K1.npz) or case id")
-    q.add_argument("--root", default=None)
-    q.set_defaults(func=_run)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
-
-
-def _run(args):
-    action = args.tables_command
-    if action == "generate":
-        written = generate(args.root, args.only, quiet=args.quiet)
-        print(f"wrote {len(written)} tables and {MANIFEST} under {Path(args.root or default_root())}")
-        return 0
-    if action == "verify":
-        try:
-            problems = verify(args.root, args.only, quiet=args.quiet)
-        except (FileNotFoundError, ValueError) as exc:
-            print(f"tables verify: {exc}", file=sys.stderr)
-            return 2
-        bad = 0
-        for kind in ("missing", "extra", "corrupted", "stale"):
-            for line in problems[kind]:
-                print(f"{kind.upper():<9} {line}")
-                bad += 1
-        verdict = "FAILED" if bad else "OK"
-        print(f"tables verify {verdict}: {problems['checked']} checked, "
-              f"{len(problems['missing'])} missing, {len(problems['extra'])} extra, "
-              f"{len(problems['corrupted'])} corrupted, {len(problems['stale'])} stale")
-        return 1 if bad else 0
-    if action == "list":
-        rows = list_tables(args.root, args.only)
-        for rel, entry in rows:
-            shapes = ", ".join(f"{k.split('.', 1)[1]}{tuple(v['shape'])}" for k, v in entry["members"].items()
-                               if k.startswith("output."))
-            print(f"{rel:<70} {entry['tier']:<5} {shapes}")
-        print(f"{len(rows)} tables")
-        return 0
-    if action == "show":
-        root = Path(args.root) if args.root else default_root()
-        try:
-            path, rel = _locate(args.name, root)
-        except (KeyError, FileNotFoundError) as exc:
-            print(f"tables show: {exc.args[0]}", file=sys.stderr)
-            return 2
-        manifest = (_read_manifest(root) or {"files": {}}) if rel else {"files": {}}
-        entry = manifest["files"].get(rel)
-        print(rel or str(path))
-        if entry:
-            for k in ("op", "case_id", "tier", "seed", "params", "flags", "note", "source", "sha256"):
-                print(f"  {k}: {entry[k]}")
-        with onp.printoptions(precision=6, threshold=40, edgeitems=3, linewidth=100):
-            for key, arr in load(str(path.resolve()), root).items():
-                print(f"  {key} {arr.dtype} {arr.shape}:\n    " + str(arr).replace("\n", "\n    "))
-        return 0
-    return 2
-
-
-def _certify_report(args):
-    from kexue_ref.certify._run import write_report
-    root = Path(args.root) if args.root else default_root()
-    docs = Path(args.docs) if args.docs else root.parent / "docs" / "tables.md"
-    write_report(root / MANIFEST, docs)
-    print(f"rewrote the certification table of {docs}")
-    return 0
-
-
-def main(argv=None):
-    """``python -m kexue_ref.tables ...``: the same as ``kexue-ref tables ...``."""
-    parser = argparse.ArgumentParser(prog="python -m kexue_ref.tables")
-    sub = parser.add_subparsers(dest="command")
-    add_parser(sub)
-    args = parser.parse_args(["tables"] + list(sys.argv[1:] if argv is None else argv))
-    return int(args.func(args) or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -105,11 +105,11 @@ def _topic(name, module, *extra):
 
 
 NUMERICS = _topic("numerics", "kexue_ref/_numerics.py")
-SMOOTHING = _topic("smoothing", "kexue_ref/smoothing.py")
-ON_LSTM = _topic("on_lstm", "kexue_ref/on_lstm.py")
-ORTHO = _topic("orthogonality", "kexue_ref/orthogonality.py")
-REPARAM = _topic("reparam", "kexue_ref/reparam.py")
-SPARSE = _topic("sparse_attention", "kexue_ref/sparse_attention.py", "tests/test_masks.py")
+SMOOTHING = _topic("smoothing", "kexue_ref/smoothing")
+ON_LSTM = _topic("on_lstm", "kexue_ref/on_lstm")
+ORTHO = _topic("orthogonality", "kexue_ref/orthogonality")
+REPARAM = _topic("reparam", "kexue_ref/reparam")
+SPARSE = _topic("sparse_attention", "kexue_ref/sparse_attention", "tests/test_masks.py")
 MASKS = (("tests/test_masks.py", "kexue_ref/_masks.py", "tests/test_sparse_attention.py",
           *SPARSE[0][2:]), SPARSE[1])
 DGCNN = _topic("dgcnn", "kexue_ref/dgcnn")
@@ -161,28 +161,28 @@ MUTATIONS = (
 
     # --- kexue_ref/smoothing.py --------------------------------------------------------------
     Mutation(
-        "smoothing.smooth-min-sign", "kexue_ref/smoothing.py",
+        "smoothing.smooth-min-sign", "kexue_ref/smoothing/maxima.py",
         "    return -nx._logsumexp(-k * x, axis) / k\n",
         "    return nx._logsumexp(-k * x, axis) / k\n",
         "smooth min = −LSE(−Kx)/K with the outer minus dropped", SMOOTHING),
     Mutation(
-        "smoothing.soft-argmax-vjp-sign", "kexue_ref/smoothing.py",
+        "smoothing.soft-argmax-vjp-sign", "kexue_ref/smoothing/argmax.py",
         "    return np.moveaxis(A - C, -1, axis)\n",
         "    return np.moveaxis(C - A, -1, axis)\n",
         "Σ_j P_j (i − j) computed as Σ_j P_j (j − i): the soft-argmax gradient with the wrong sign",
         SMOOTHING),
     Mutation(
-        "smoothing.f1-factor-2", "kexue_ref/smoothing.py",
+        "smoothing.f1-factor-2", "kexue_ref/smoothing/metrics.py",
         "    f1 = 2 * tp / _denominator(ap + pp, eps, \"Σ t + Σ p\")\n",
         "    f1 = tp / _denominator(ap + pp, eps, \"Σ t + Σ p\")\n",
         "smooth F1 without the 2 of 2TP/(2TP + FP + FN)", SMOOTHING),
     Mutation(
-        "smoothing.share-vjp-copy-paste", "kexue_ref/smoothing.py",
+        "smoothing.share-vjp-copy-paste", "kexue_ref/smoothing/metrics.py",
         "       lambda ans, a, r: lambda g: -g * a / (a + r) ** 2)\n",
         "       lambda ans, a, r: lambda g: -g * r / (a + r) ** 2)\n",
         "∂/∂r of a/(a + r) copied from ∂/∂a (−r/(a + r)² instead of −a/(a + r)²)", SMOOTHING),
     Mutation(
-        "smoothing.soft-kmax-no-min-shift", "kexue_ref/smoothing.py",
+        "smoothing.soft-kmax-no-min-shift", "kexue_ref/smoothing/maxima.py",
         "    x = x - np.min(x, axis=axis, keepdims=True)\n",
         "    x = x + 0\n",
         "soft-k-max without the x ← x − min(x) step (negative scores then grow when masked)",
@@ -190,110 +190,110 @@ MUTATIONS = (
 
     # --- kexue_ref/on_lstm.py ----------------------------------------------------------------
     Mutation(
-        "on_lstm.master-input-direction", "kexue_ref/on_lstm.py",
+        "on_lstm.master-input-direction", "kexue_ref/on_lstm/gates.py",
         "    suffix = _cumulative(nx._softmax(a_i, a_i.ndim - 1)[..., ::-1])[..., ::-1]\n",
         "    suffix = _cumulative(nx._softmax(a_i, a_i.ndim - 1))\n",
         "master input gate as cs→ (like the forget gate) instead of the reversed cumulative sum",
         ON_LSTM),
     Mutation(
-        "on_lstm.update-copy-paste", "kexue_ref/on_lstm.py",
+        "on_lstm.update-copy-paste", "kexue_ref/on_lstm/update.py",
         "(f_master - omega) * c_prev + (i_master - omega) * c_hat\n",
         "(f_master - omega) * c_prev + (i_master - omega) * c_prev\n",
         "cell update: the (ĩ − ω) term multiplies c_{t−1} instead of ĉ_t (copy-paste)", ON_LSTM),
     Mutation(
-        "on_lstm.soft-level-off-by-one", "kexue_ref/on_lstm.py",
+        "on_lstm.soft-level-off-by-one", "kexue_ref/on_lstm/distance.py",
         "    k = (onp.arange(L) + base).astype(value_of(f_master).dtype)\n",
         "    k = (onp.arange(1, L + 1) + base).astype(value_of(f_master).dtype)\n",
         "soft level Σ_k (k + base) p_k with k counted from 1 (base applied twice)", ON_LSTM),
     Mutation(
-        "on_lstm.tree-split-offset", "kexue_ref/on_lstm.py",
+        "on_lstm.tree-split-offset", "kexue_ref/on_lstm/trees.py",
         "    k = lo + int(onp.argmax(d[lo:hi]))\n",
         "    k = int(onp.argmax(d[lo:hi]))\n",
         "greedy tree split at argmax of a slice without adding the slice's start", ON_LSTM),
     Mutation(
-        "on_lstm.distance-sum-not-mean", "kexue_ref/on_lstm.py",
+        "on_lstm.distance-sum-not-mean", "kexue_ref/on_lstm/gates.py",
         "    return f_master, suffix, np.mean(f_rest, axis=-1)\n",
         "    return f_master, suffix, np.sum(f_rest, axis=-1)\n",
         "syntactic distance 1 − f̃ summed over the levels instead of averaged", ON_LSTM),
 
     # --- kexue_ref/orthogonality.py ----------------------------------------------------------
     Mutation(
-        "orthogonality.angle-missing-2", "kexue_ref/orthogonality.py",
+        "orthogonality.angle-missing-2", "kexue_ref/orthogonality/lemma.py",
         "    return 2 * np.arctan2(2 * cos, sin2) / onp.pi\n",
         "    return 2 * np.arctan2(cos, sin2) / onp.pi\n",
         "atan2(cos θ, sin θ) fed 2 sin θ without doubling cos θ", ORTHO),
     Mutation(
-        "orthogonality.som-soft-term-not-squared", "kexue_ref/orthogonality.py",
+        "orthogonality.som-soft-term-not-squared", "kexue_ref/orthogonality/som.py",
         "    return lam1 * total ** 2 + lam2 * squares\n",
         "    return lam1 * total + lam2 * squares\n",
         "SOM penalty λ₁ (Σ Θ_ij)² written λ₁ Σ Θ_ij", ORTHO),
     Mutation(
-        "orthogonality.som-norm-axis", "kexue_ref/orthogonality.py",
+        "orthogonality.som-norm-axis", "kexue_ref/orthogonality/som.py",
         "    norm = np.sqrt(np.sum(t ** 2, axis=0) + eps ** 2)",
         "    norm = np.sqrt(np.sum(t ** 2, axis=-1, keepdims=True) + eps ** 2)",
         "tanh features normalised per sample (rows) instead of per filter over the batch", ORTHO),
     Mutation(
-        "orthogonality.biggan-factor", "kexue_ref/orthogonality.py",
+        "orthogonality.biggan-factor", "kexue_ref/orthogonality/penalties.py",
         "    delta = 2 * strength * np.dot(wm, a)",
         "    delta = 4 * strength * np.dot(wm, a)",
         "BigGAN's ortho increment with the true gradient's 4 instead of BigGAN's 2", ORTHO),
     Mutation(
-        "orthogonality.sign-of-zero", "kexue_ref/orthogonality.py",
+        "orthogonality.sign-of-zero", "kexue_ref/orthogonality/lemma.py",
         "    s = onp.where(y > 0, 1, -1).astype(y.dtype)",
         "    s = onp.where(y >= 0, 1, -1).astype(y.dtype)",
         "sign estimator with sgn(0) = +1 instead of the documented −1", ORTHO),
 
     # --- kexue_ref/reparam.py ----------------------------------------------------------------
     Mutation(
-        "reparam.straight-through-no-stop-gradient", "kexue_ref/reparam.py",
+        "reparam.straight-through-no-stop-gradient", "kexue_ref/reparam/gumbel.py",
         "    return y_hard + (y_soft - nx.stop_gradient(y_soft))\n",
         "    return y_hard + (y_soft - y_soft)\n",
         "straight-through Gumbel-Softmax without stop_gradient (the gradient becomes 0)", REPARAM),
     Mutation(
-        "reparam.loo-baseline-divisor", "kexue_ref/reparam.py",
+        "reparam.loo-baseline-divisor", "kexue_ref/reparam/estimators.py",
         "        b = (np.sum(f) - f) / (S - 1)\n",
         "        b = (np.sum(f) - f) / S\n",
         "leave-one-out baseline averaged over S instead of S − 1 samples", REPARAM),
     Mutation(
-        "reparam.concrete-density-constant", "kexue_ref/reparam.py",
+        "reparam.concrete-density-constant", "kexue_ref/reparam/concrete.py",
         "(math.lgamma(K), (K - 1) * math.log(t))",
         "(math.lgamma(K), K * math.log(t))",
         "Concrete log-density with K log τ instead of (K − 1) log τ", REPARAM),
     Mutation(
-        "reparam.normal-score-missing-term", "kexue_ref/reparam.py",
+        "reparam.normal-score-missing-term", "kexue_ref/reparam/estimators.py",
         "    d_sigma = fb * (eps * eps - 1) / sigma\n",
         "    d_sigma = fb * (eps * eps) / sigma\n",
         "score of σ written ε²/σ instead of (ε² − 1)/σ", REPARAM),
     Mutation(
-        "reparam.keras-gumbel-inner-eps", "kexue_ref/reparam.py",
+        "reparam.keras-gumbel-inner-eps", "kexue_ref/reparam/noise.py",
         "        inner = -np.log(u + e) + e\n",
         "        inner = -np.log(u + e)\n",
         "Keras-style Gumbel noise −log(−log(u + ε) + ε) without the inner + ε", REPARAM),
 
     # --- kexue_ref/sparse_attention.py -------------------------------------------------------
     Mutation(
-        "sparse_attention.scale-1-over-d", "kexue_ref/sparse_attention.py",
+        "sparse_attention.scale-1-over-d", "kexue_ref/sparse_attention/dense.py",
         "    S = np.matmul(q, _T(k)) / nx._const(onp.sqrt(D), q)",
         "    S = np.matmul(q, _T(k)) / nx._const(D, q)",
         "scores scaled by 1/D instead of 1/√D", SPARSE),
     Mutation(
-        "sparse_attention.blocked-double-count", "kexue_ref/sparse_attention.py",
+        "sparse_attention.blocked-double-count", "kexue_ref/sparse_attention/blocked.py",
         "_atrous_groups(q, k, v, R, causal, m, min_gap=2, with_lse=True)",
         "_atrous_groups(q, k, v, R, causal, m, min_gap=1, with_lse=True)",
         "blocked sparse attention counts the key at distance R in both parts", SPARSE),
     Mutation(
-        "sparse_attention.blocked-causal-transposed", "kexue_ref/sparse_attention.py",
+        "sparse_attention.blocked-causal-transposed", "kexue_ref/sparse_attention/blocked.py",
         "        A = A & (n[None, :] <= n[:, None])\n",
         "        A = A & (n[:, None] <= n[None, :])\n",
         "blocked atrous attention with the causal triangle transposed (attends to the future)",
         SPARSE),
     Mutation(
-        "sparse_attention.query-mask-ignored", "kexue_ref/sparse_attention.py",
+        "sparse_attention.query-mask-ignored", "kexue_ref/sparse_attention/dense.py",
         "    return np.where(qm[:, None, :, None], O, nx._const(0.0, O))\n",
         "    return O\n",
         "rows of masked queries left as computed instead of 0", SPARSE),
     Mutation(
-        "sparse_attention.blocked-causal-self", "kexue_ref/sparse_attention.py",
+        "sparse_attention.blocked-causal-self", "kexue_ref/sparse_attention/blocked.py",
         "    near = (onp.abs(dist) <= W) & ((dist >= 0) if causal else True)\n",
         "    near = (onp.abs(dist) <= W) & ((dist > 0) if causal else True)\n",
         "blocked local attention: the causal window leaves out the query itself (i − j > 0)", SPARSE),
@@ -337,7 +337,7 @@ MUTATIONS = (
         "    hm = np.max(h * mask[..., None], axis=1)",
         "masked max-pool by multiplying with the mask (a padding 0 beats negative features)", DGCNN),
     Mutation(
-        "dgcnn.relative-distance-no-abs", "kexue_ref/dgcnn/heads.py",
+        "dgcnn.relative-distance-no-abs", "kexue_ref/dgcnn/features.py",
         "onp.abs(t - k2a[:, None])], axis=-1)",
         "(t - k2a[:, None])], axis=-1)",
         "distance to the subject end without |·| (negative indices wrap around the table)", DGCNN),
@@ -394,22 +394,22 @@ MUTATIONS = (
 
     # --- kexue_ref/testing/_check.py (compare and the pass rules) ----------------------------
     Mutation(
-        "check.imaginary-dropped", "kexue_ref/testing/_check.py",
+        "check.imaginary-dropped", "kexue_ref/testing/_compare.py",
         "        diff = onp.abs(a - e)\n",
         "        diff = onp.abs(a.real - e.real)\n",
         "compare measures only the real parts of complex values", CHECK),
     Mutation(
-        "check.nan-passes", "kexue_ref/testing/_check.py",
+        "check.nan-passes", "kexue_ref/testing/_compare.py",
         "        diff = onp.where(onp.isnan(diff), onp.inf, diff)\n",
         "",
         "a NaN difference compares False with the tolerance, so NaN passes", CHECK),
     Mutation(
-        "check.dtype-kind-only", "kexue_ref/testing/_check.py",
+        "check.dtype-kind-only", "kexue_ref/testing/_run.py",
         "        return \"\" if got == want else f\"{want}\"\n",
         "        return \"\" if got.startswith(\"float\") else f\"{want}\"\n",
         "the dtype rule checks the kind only (float64 passes a float32 check)", CHECK),
     Mutation(
-        "check.any-exception-refuses", "kexue_ref/testing/_check.py",
+        "check.any-exception-refuses", "kexue_ref/testing/_run.py",
         "            problem = control.problem() if control is not None else \"\"\n",
         "            problem = \"\"\n",
         "an error case passes on any exception, even when the candidate raises on valid input too", CHECK),

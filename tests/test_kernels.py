@@ -61,7 +61,8 @@ def _cases(tiers, keras):
 def _float32_rule(case):
     """The published float32 table, except where |scores| ~ 1e3: rounding the *inputs* to
     float32 alone moves such scores by ~1e-4, so the FlashAttention rule (≤ 2 × the error of
-    the oracle itself run in float32, ANCHORS §2.5) is the meaningful bound there."""
+    the oracle itself run in float32: ``Dao-AILab/flash-attention`` ``tests/test_flash_attn.py``)
+    is the meaningful bound there."""
     return "relative" if "extreme" in case.name else "table"
 
 
@@ -405,7 +406,7 @@ def test_fully_masked_rows_give_zero_and_zero_gradient(rng, fn, dtype):
 
 @pytest.mark.parametrize("fn", PATTERNS)
 def test_causal_outputs_ignore_the_future(rng, fn):
-    """Output i is unchanged when k_j, v_j (j > i) are changed (SPEC §7.4)."""
+    """Output i is unchanged when k_j, v_j (j > i) are changed (causal: only j ≤ i)."""
     q, k, v = _qkv(rng, B=1, H=2, T=50, D=4)
     base = fn(q, k, v, 4, causal=True)
     k2, v2 = k.copy(), v.copy()
@@ -522,7 +523,7 @@ def test_memory_stays_far_below_T_squared(rng):
 # ---------------------------------------------------------------------------
 
 def test_fastmath_flags_come_only_from_config():
-    """No ``fastmath=`` literal outside kernels/_config.py (STYLE A4), every ``"fastmath"`` key
+    """No ``fastmath=`` literal outside kernels/_config.py (``docs/references.md``, "Fastmath flags"), every ``"fastmath"`` key
     is ``_config.FASTMATH``, and the flag set keeps NaN/inf semantics (no nnan, ninf, fast)."""
     offenders = []
     for path in list((ROOT / "kexue_ref").rglob("*.py")) + list((ROOT / "benchmarks").rglob("*.py")):

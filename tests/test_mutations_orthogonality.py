@@ -1,4 +1,4 @@
-"""Tests added for a mutation of ``kexue_ref/orthogonality.py`` that nothing caught.
+"""Tests added for a mutation of ``kexue_ref/orthogonality/lemma.py`` (the sign estimator) that nothing caught.
 
 Mutation ``orthogonality.sign-of-zero`` (``tests/mutation_run.py``): the sign estimator with
 sgn(0) = +1 instead of the library's documented sgn(0) = −1 (``docs/orthogonality.md``,

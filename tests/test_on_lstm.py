@@ -1,4 +1,4 @@
-"""ON-LSTM (https://kexue.fm/archives/6621): the claims of SPEC §4.4 and the codes' conventions.
+"""ON-LSTM (https://kexue.fm/archives/6621): the post's claims and the two public codes' conventions.
 
 Known values come from the post (its worked trees, the 1-based soft level), from hand
 calculation, or from independent transcriptions written here: the post's piecewise cases as

@@ -1,7 +1,8 @@
-"""Reparameterization (https://kexue.fm/archives/6705): the post's and SPEC §6.4's claims.
+"""Reparameterization (https://kexue.fm/archives/6705): the post's claims and those of ``docs/reparam.md``.
 
 Known values come from the mathematics (inverse CDFs, closed-form moments, quadrature, the
-change of variables for K = 2) or from SPEC's table. Statistical tests use a fixed
+change of variables for K = 2) or from the Monte-Carlo values of ``docs/reparam.md``
+("Gumbel-Softmax"). Statistical tests use a fixed
 ``numpy.random.Generator`` seed, a stated sample size S and either a tolerance of 4 standard
 errors (SE estimated from the same sample) or a stated significance level α for a
 chi-square / Kolmogorov-Smirnov test.
@@ -78,7 +79,8 @@ def test_exact_mode_inverts_the_gumbel_cdf():
 
 
 def test_keras_mode_values_at_the_ends():
-    """SPEC: u = 0 gives −log(−log(1e-7) + 1e-7); ε = 1e-20 (Jang notebook) gives −log(−log 1e-20)."""
+    """u = 0 gives −log(−log(1e-7) + 1e-7) (bojone/vae vae_keras_cnn_gs.py, K.epsilon()); ε = 1e-20
+    (the Jang et al. notebook) gives −log(−log 1e-20)."""
     got = rp.gumbel_from_uniform(np.array([0.0]), mode="keras")[0]
     assert got == pytest.approx(-math.log(-math.log(1e-7) + 1e-7), rel=1e-15)
     got = rp.gumbel_from_uniform(np.array([0.0]), mode="keras", eps=1e-20)[0]
@@ -363,19 +365,19 @@ def test_small_tau_weights_follow_the_exact_sum_of_logits_and_noise():
 
 
 # ---------------------------------------------------------------------------
-# Gumbel-Softmax: E[ỹ] (SPEC §6.4 known values)
+# Gumbel-Softmax: E[ỹ] (the known values of docs/reparam.md, "Gumbel-Softmax")
 # ---------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def gs_noise():
-    """S = 4·10⁵ Gumbel draws for p = [.1, .2, .3, .4] (SPEC's sample size)."""
+    """S = 4·10⁵ Gumbel draws for p = [.1, .2, .3, .4] (the sample size of docs/reparam.md)."""
     return rp.sample_gumbel(_rng("gs-mean"), (400_000, 4))
 
 
 @pytest.mark.parametrize("tau, known", [(10.0, [0.231, 0.247, 0.257, 0.265]),
                                         (1.0, [0.133, 0.219, 0.292, 0.356])])
 def test_gumbel_softmax_mean_known_values(gs_noise, tau, known):
-    """E[ỹ] ≠ p for moderate τ; SPEC's values are rounded to 3 decimals (± 5e-4)."""
+    """E[ỹ] ≠ p for moderate τ; the values of docs/reparam.md are rounded to 3 decimals (± 5e-4)."""
     y = rp.gumbel_softmax(LOGP4, gs_noise, tau)
     se = y.std(0) / math.sqrt(len(y))
     _within(y.mean(0), known, se, extra=5e-4)
@@ -384,7 +386,7 @@ def test_gumbel_softmax_mean_known_values(gs_noise, tau, known):
 
 @pytest.mark.parametrize("tau", [0.1, 0.01])
 def test_gumbel_softmax_mean_is_p_for_small_tau(gs_noise, tau):
-    """SPEC: τ = 0.1 (and 0.01) give E[ỹ] within 0.002 of p. Since E[onehot(argmax(o + g))] = p
+    """docs/reparam.md: τ = 0.1 (and 0.01) give E[ỹ] within 0.002 of p. Since E[onehot(argmax(o + g))] = p
     exactly (Gumbel-Max), E[ỹ] − p = E[ỹ − y_hard], estimated with a small SE."""
     d = rp.gumbel_softmax(LOGP4, gs_noise, tau) - rp.gumbel_softmax(LOGP4, gs_noise, tau, hard=True)
     se = d.std(0) / math.sqrt(len(d))
@@ -470,7 +472,8 @@ F4 = np.array([1.0, -2.0, 3.0, 0.5])
 
 
 def test_exact_categorical_gradient_is_the_autograd_gradient():
-    """SPEC: autograd through Σ_y f(y) p(y) equals Σ_y f(y) p(y) ∇log p(y)."""
+    """Autograd through Σ_y f(y) p(y) equals Σ_y f(y) p(y) ∇log p(y) (the score-function identity of
+    https://kexue.fm/archives/6705)."""
     rng = _rng("misc")
     for _ in range(3):
         o, f = rng.normal(size=6), rng.normal(size=6)

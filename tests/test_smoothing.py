@@ -1,6 +1,7 @@
 """Function smoothing (https://kexue.fm/archives/6620): the post's known values, the bounds
-and limits of SPEC §3.4, and the documented quirk of soft-k-max. Expected values come from
-the math (hand calculations, identities, the post's numbers), never from the code under test."""
+and limits stated in docs/smoothing.md, and the documented quirk of soft-k-max. Expected
+values come from the math (hand calculations, identities, the post's numbers), never from the
+code under test."""
 import autograd.numpy as anp
 import numpy as np
 import pytest
@@ -178,7 +179,7 @@ def test_soft_kmax_k1_is_softmax_and_shift_invariant(rng):
 
 
 def test_soft_kmax_tau_to_zero_gives_multihot_of_topk():
-    # unit gaps, τ = 0.01: the top 2 (positions 3 and 2) are 1 to 6 decimals (SPEC §3.4)
+    # unit gaps, τ = 0.01: the top 2 (positions 3 and 2) are 1 to 6 decimals (docs/smoothing.md § Top-k)
     np.testing.assert_allclose(sm.soft_kmax(X / 0.01, 2), [0, 0, 1, 1, 0], atol=1e-6)
 
 

@@ -8,7 +8,9 @@ def normal(rng, *shape, scale=1.0):
 
 
 def distinct(rng, *shape, gap=1.0, axis=-1):
-    """Scores whose entries along ``axis`` differ by at least ``gap`` (no ties, SPEC §3.3).
+    """Scores whose entries along ``axis`` differ by at least ``gap``, so there are no ties
+    (m tied maxima each get 1/m from a soft argmax, while a hard argmax takes the first;
+    docs/smoothing.md, "softmax ≈ onehot(argmax)").
 
     Each slice is a random permutation of 0, gap, 2·gap, ... plus a common offset and a
     jitter in [−gap/8, gap/8], so neighbours stay at least 3·gap/4 apart.

@@ -255,7 +255,7 @@ def _object_head_cases():
 def _span_cases():
     return [
         CaseDef("post-examples", {"k1": onp.array([3, 2]), "k2": onp.array([4, 9])},
-                note="SPEC §5.4: [4,4,4,3,3,3] and [9,8,6,5,3,2]"),
+                note="docs/dgcnn.md §7: [4,4,4,3,3,3] and [9,8,6,5,3,2]"),
         CaseDef("single-char", {"k1": onp.array([5]), "k2": onp.array([5])}, tier="edge"),
         CaseDef("n3-halves", {"k1": onp.array([0, 0, 1]), "k2": onp.array([1, 3, 2])}, {"n": 3}, tier="edge",
                 note="n = 3 hits exact halves: rounded half to even (0.5 → 0, 1.5 → 2)"),
@@ -478,14 +478,14 @@ OPS = [
     OpSpec("dgcnn.f1_score", dg.f1_score, ("precision", "recall"), ("precision", "recall"), _f1_cases(),
            f"{POST} (P 0.8939, R 0.8679, F1 0.8807)"),
     OpSpec("dgcnn.flip_gate", dg.flip_gate, ("w", "b"), ("w", "b"), _flip_cases(),
-           "SPEC §5.2 / ANCHORS §4.4 (G = 1 - σ)", outputs=("w", "b")),
+           f"{POST} (Y = X(1 − σ) + Conv₁(X)σ) vs {CODE} (G = 1 - σ); docs/dgcnn.md §3", outputs=("w", "b")),
     OpSpec("dgcnn.conv1d_keras_to_torch", dg.conv1d_keras_to_torch, ("w",), ("w",),
-           _layout_cases((3, 2, 4), r"\(k, D_in, D_out\)"), "SPEC §5.3 (Keras (k, in, out), PyTorch (out, in, k))"),
+           _layout_cases((3, 2, 4), r"\(k, D_in, D_out\)"), "docs/dgcnn.md §11 (Keras (k, in, out), PyTorch (out, in, k))"),
     OpSpec("dgcnn.dense_keras_to_torch", dg.dense_keras_to_torch, ("w",), ("w",),
-           _layout_cases((3, 4), r"\(D_in, D_out\)"), "SPEC §5.3 (Dense kernel = Linear weight transposed)"),
+           _layout_cases((3, 4), r"\(D_in, D_out\)"), "docs/dgcnn.md §11 (Dense kernel = Linear weight transposed)"),
     OpSpec("dgcnn.gru_keras_to_torch", dg.gru_keras_to_torch, ("w", "u", "b"), ("w", "u", "b"),
            _gru_layout_cases(), "PyTorch nn.GRU gate order [r, z, n]; Keras [z, r, h]",
            outputs=("weight_ih", "weight_hh", "bias_ih", "bias_hh")),
     OpSpec("dgcnn.conv1d_torch", dg.conv1d_torch, ("x", "weight", "bias"), ("x", "weight", "bias"),
-           _torch_conv_cases(), "PyTorch F.conv1d with padding (k // 2)·dilation (SPEC §5.5 ports)"),
+           _torch_conv_cases(), "PyTorch F.conv1d with padding (k // 2)·dilation (ports: docs/dgcnn.md §11)"),
 ]

@@ -1,7 +1,8 @@
 """Registry rows for the shared stable primitives (``kexue_ref.numerics``).
 
-Edge cases follow SPEC §3.3/§3.5 and §7.3: all ``-inf`` slices (where SciPy, torch and JAX
-return NaN values or NaN gradients), fully masked rows, extreme scores, length 1.
+Edge cases follow decision D4 of ``docs/conventions.md``: all ``-inf`` slices (where SciPy,
+torch and JAX return NaN values or NaN gradients, ``docs/references.md`` § "Smoothing peers"),
+fully masked rows, extreme scores, length 1.
 """
 import numpy as onp
 
@@ -78,6 +79,6 @@ OPS = [
     OpSpec("numerics.softplus", nx.softplus, ("x",), ("x",), _elementwise_cases([-800.0, -40.0, 0.0, 40.0, 800.0]),
            "https://kexue.fm/archives/3290 (relu ≈ LSE(x, 0), derived)"),
     OpSpec("numerics.masked_softmax", nx.masked_softmax, ("x", "mask"), ("x",), _masked_cases(),
-           "SPEC §7.2 masked softmax, decision D4; https://kexue.fm/archives/6853",
+           "masked softmax, decision D4 of docs/conventions.md; https://kexue.fm/archives/6853",
            quirks={"fill": "*"}),
 ]

@@ -1,3 +1,4 @@
+# Over 500 lines on purpose: a case table, the registry rows of every ON-LSTM op (kexue_ref/on_lstm/).
 """Registry rows for ``kexue_ref.on_lstm`` (post https://kexue.fm/archives/6621).
 
 Registry inputs must be arrays, so the cell, the layer and the stack are registered through
@@ -8,9 +9,9 @@ follow; the trees are registered through wrappers that return the bracket string
 fixed-width string array and the spans as an integer array.
 
 Cases cover both master-input conventions (D1: "su" default, "paper"), both layouts, both
-DropConnect conventions, the SPEC §4.3 pitfalls (extreme logits, one level, one neuron per
-level, the paper gate's last entry) and bad input (a chunk that does not divide N, wrong
-weight shapes, T = 0, unknown options).
+DropConnect conventions, the numerical pitfalls of ``docs/on_lstm.md`` (extreme logits, one
+level, one neuron per level, the paper gate's last entry) and bad input (a chunk that does not
+divide N, wrong weight shapes, T = 0, unknown options).
 """
 import autograd.numpy as anp
 import numpy as onp
@@ -252,7 +253,7 @@ def _cumax_cases():
             + grid("L{L}", lambda rng, L: {"a": normal(rng, 3, L, scale=2.0)}, tier="full", L=[2, 8, 115])
             + [CaseDef("axis0", lambda rng: {"a": normal(rng, 4, 3)}, {"axis": 0}, tier="full"),
                CaseDef("extreme-1e4", {"a": onp.array([[1e4, -1e4, 9999.0], [-1e4, -1e4 + 2, -1e4 + 1]])},
-                       tier="edge", note="unshifted exp overflows (SPEC §4.3: per-axis max shift)"),
+                       tier="edge", note="unshifted exp overflows (the softmax needs a per-axis max shift)"),
                CaseDef("L1", {"a": onp.array([[0.3], [-2.0]])}, tier="edge", note="one level: cumax = 1"),
                CaseDef("nan", {"a": onp.array([0.0, onp.nan])}, tier="error", raises=(ValueError, "a contains NaN")),
                CaseDef("empty-axis", {"a": onp.zeros((2, 0))}, tier="error", raises=(ValueError, "empty axis"))])
@@ -297,7 +298,7 @@ def _hard_cases():
     n = 7
     df, di = onp.meshgrid(onp.arange(n), onp.arange(n), indexing="ij")
     return [CaseDef("all-pairs-L7", {"d_f": df.ravel(), "d_i": di.ravel()}, {"levels": n},
-                    note="every (d_f, d_i) pair of SPEC §4.4"),
+                    note="every (d_f, d_i) pair of the post's two cases"),
             CaseDef("all-pairs-L7-base1", {"d_f": df.ravel() + 1, "d_i": di.ravel() + 1}, {"levels": n, "base": 1},
                     tier="full", note="the post's 1-based levels"),
             CaseDef("L1", {"d_f": onp.array([0]), "d_i": onp.array([0])}, {"levels": 1}, tier="edge"),

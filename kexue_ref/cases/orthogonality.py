@@ -1,8 +1,9 @@
 """Registry rows for kernel orthogonality (``kexue_ref.orthogonality``, https://kexue.fm/archives/7169).
 
-Edge cases follow SPEC §2.3 and §2.5: dead units (a zero column), saturated tanh, M > D where
-orthonormality is impossible, exactly orthonormal kernels (kinks of the spectral norm), parallel
-and antiparallel filters, sgn(0) = −1, mixed-sign off-diagonal entries (pytorch-goodies #7), the
+Edge cases follow the failure modes listed in ``docs/orthogonality.md`` ("Registry and tables"):
+dead units (a zero column), saturated tanh, M > D where orthonormality is impossible, exactly
+orthonormal kernels (kinks of the spectral norm), parallel and antiparallel filters,
+sgn(0) = −1, mixed-sign off-diagonal entries (``kevinzakka/pytorch-goodies`` issue #7), the
 tight frame that attains the Welch bound, and PyTorch / Keras kernel layouts.
 """
 import numpy as onp
@@ -12,7 +13,8 @@ from kexue_ref.cases._gen import normal
 from kexue_ref.registry import CaseDef, OpSpec
 
 POST = og.POST
-SPEC = "SPEC §2.2"
+DECISIONS = "docs/orthogonality.md (choices the post leaves open)"
+CONV = "docs/orthogonality.md §Convolutions"
 BIGGAN = "ajbrock/BigGAN-PyTorch utils.py (ortho, default_ortho)"
 SRIP = "VITA-Group/Orthogonality-in-CNNs ResNet/resnet_cifar_new.py (l2_reg), Wide-Resnet/train_n.py"
 
@@ -84,7 +86,8 @@ def _sign_cases():
         CaseDef("M-gt-D", lambda rng: _layer(rng, 48, 2, 5), tier="full", note="M > D"),
         CaseDef("exact-zeros", {"x": onp.array([[0.0, 0.0], [1.0, -1.0], [2.0, 1.0]]),
                                 "w": onp.array([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]])}, tier="edge",
-                note="sgn(0) = −1: the zero sample and the zero filter give −1 (SPEC §8)"),
+                note="sgn(0) = −1: the zero sample and the zero filter give −1 "
+                     "(docs/orthogonality.md, the sign estimator)"),
     ] + _layer_errors()
 
 
@@ -319,7 +322,7 @@ OPS = [
     OpSpec("orthogonality.angle_gram", og.angle_gram, ("w",), ("w",), _angle_cases(),
            f"{POST} (E[sgn(xᵀw_i) sgn(xᵀw_j)] = 1 − 2θ_ij/π)"),
     OpSpec("orthogonality.sign_gram", og.sign_gram, ("x", "w"), (), _sign_cases(),
-           f"{POST} (sign estimator SᵀS/B); sgn(0) = −1 is a {SPEC} decision",
+           f"{POST} (sign estimator SᵀS/B); sgn(0) = −1 is a library decision, {DECISIONS}",
            flags={"sgn(0)": "-1"}),
     OpSpec("orthogonality.som_gram", og.som_gram, ("x", "w"), ("x", "w"), _som_gram_cases(),
            f"{POST} (Θ = T̂ᵀT̂, T = tanh(γXW) normalised over the batch); arXiv 2001.01275 (γ = 10)",
@@ -328,11 +331,12 @@ OPS = [
            f"{POST} (R = λ1(ΣΘ_ij)² + λ2ΣΘ_ij², i ≠ j); arXiv 2001.01275 (λ1 = 100, λ2 = 1, γ = 10)",
            flags={"pairs": "ordered default (decision); unordered", "grad_x": "True default (decision)"}),
     OpSpec("orthogonality.im2col", og.im2col, ("x",), ("x",), _im2col_cases(),
-           f"{SPEC} decision: each convolution patch is a SOM sample; columns in (tap_h, tap_w, channel) order"),
+           f"library decision ({DECISIONS}): each convolution patch is a SOM sample; "
+           "columns in (tap_h, tap_w, channel) order"),
     OpSpec("orthogonality.torch_to_keras_kernel", og.torch_to_keras_kernel, ("w",), ("w",), _layout_cases(True),
-           "SPEC §2.5 / ANCHORS §4.5 (torch (out, in, kh, kw) vs Keras (kh, kw, in, out))"),
+           f"{CONV} (torch.nn.Conv2d (out, in, kh, kw) vs keras.layers.Conv2D (kh, kw, in, out))"),
     OpSpec("orthogonality.keras_to_torch_kernel", og.keras_to_torch_kernel, ("w",), ("w",), _layout_cases(False),
-           "SPEC §2.5 / ANCHORS §4.5 (Keras (kh, kw, in, out) vs torch (out, in, kh, kw))"),
+           f"{CONV} (keras.layers.Conv2D (kh, kw, in, out) vs torch.nn.Conv2d (out, in, kh, kw))"),
     OpSpec("orthogonality.kernel_matrix", og.kernel_matrix, ("w",), ("w",), _kernel_matrix_cases(),
            f"{SRIP} (reshape (kh, kw, in, out) → (kh·kw·in, out))"),
     OpSpec("orthogonality.orthonormal_penalty", og.orthonormal_penalty, ("w",), ("w",), _orthonormal_cases(),

@@ -2,9 +2,10 @@
 
 Every random quantity is a table input (decision D2): the uniforms ``u``, the Exponential
 draws ``e``, the Gumbel noise ``g`` and the Normal noise ``eps`` are stored with the case, so a
-framework can be fed the same noise. Edge cases follow SPEC §6.3: u = 0 and u → 1 in every
-mode, small and large τ, zero-probability categories; error cases: τ ≤ 0, probabilities that
-do not sum to 1, uniforms outside each mode's domain, σ < 0.
+framework can be fed the same noise. Edge cases are those of ``docs/reparam.md`` ("Gumbel
+noise: conventions of the public implementations"): u = 0 and u → 1 in every mode, small and
+large τ, zero-probability categories; error cases: τ ≤ 0, probabilities that do not sum to 1,
+uniforms outside each mode's domain, σ < 0.
 """
 import numpy as onp
 
@@ -13,7 +14,7 @@ from kexue_ref.cases._gen import distinct, normal, probs, unit
 from kexue_ref.registry import CaseDef, OpSpec, grid
 
 POST = "https://kexue.fm/archives/6705"
-P4 = onp.array([0.1, 0.2, 0.3, 0.4])          # the SPEC's running example
+P4 = onp.array([0.1, 0.2, 0.3, 0.4])          # the running example of docs/reparam.md
 LOGP4 = onp.log(P4)
 BOUNDARY = "u sits on the boundary of the mode's domain: central differences would step outside it"
 
@@ -351,7 +352,7 @@ OPS = [
     OpSpec("reparam.normal_reparam", rp.normal_reparam, ("mu", "sigma", "eps"), ("mu", "sigma"),
            _normal_cases(), f"{POST} (z = μ + σε, the continuous case)"),
     OpSpec("reparam.gumbel_from_uniform", rp.gumbel_from_uniform, ("u",), ("u",), _uniform_cases(),
-           f"{POST} (Gumbel Max: g = −log(−log u)); modes: SPEC §6.2/§6.5",
+           f"{POST} (Gumbel Max: g = −log(−log u)); modes: docs/reparam.md (Gumbel noise)",
            quirks={"mode": ("keras", "clip", "tiny")},
            flags={"mode": "exact default (the post); keras (bojone/vae, eps 1e-7; Jang notebook 1e-20); "
                            "clip (torch.distributions); tiny (TFP/JAX)"}),

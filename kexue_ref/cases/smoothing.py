@@ -1,8 +1,8 @@
 """Registry rows for ``kexue_ref.smoothing`` (post https://kexue.fm/archives/6620).
 
 The post's example vector x = [2, 1, 4, 5, 3] is a case of every op that takes scores; edge
-cases follow SPEC §3.3 (extreme scores, -inf entries, length 1, large K); error cases follow
-the issue (K <= 0, empty axis, shape mismatch, NaN).
+cases are those of ``docs/smoothing.md`` § "Registry and tables" (extreme scores, -inf entries,
+length 1, large K); error cases refuse K <= 0, an empty axis, a shape mismatch and NaN.
 """
 import numpy as onp
 
@@ -104,7 +104,7 @@ def _prf_cases():
 
 def _kmax_cases():
     return ([CaseDef("counterexample-k2", {"x": onp.array([4.5, 2.8, 2.3])}, {"k": 2},
-                     note="SPEC §3.4: the first component exceeds 1"),
+                     note="docs/smoothing.md § Top-k: the first component exceeds 1"),
              CaseDef("post-x-k2", {"x": X_POST}, {"k": 2})]
             + grid("n{n}-k{k}", lambda rng, n, k: {"x": distinct(rng, 2, n)}, params=lambda n, k: {"k": k},
                    tier="full", n=[6], k=[1, 3, 6])
@@ -146,9 +146,9 @@ OPS = [
     OpSpec("smoothing.smooth_f1", sm.smooth_f1, ("p", "t"), ("p",), _prf_cases(),
            f"{POST} (F1 ≈ 2Σtp / Σ(t + p))", flags={"average": "micro default (the post); macro per label"}),
     OpSpec("smoothing.smooth_precision", sm.smooth_precision, ("p", "t"), ("p",), _prf_cases(),
-           f"{POST} ('similarly'); formula: SPEC §3.2 decision"),
+           f"{POST} ('similarly'); formula: a library decision, docs/smoothing.md § F1"),
     OpSpec("smoothing.smooth_recall", sm.smooth_recall, ("p", "t"), ("p",), _prf_cases(),
-           f"{POST} ('similarly'); formula: SPEC §3.2 decision"),
+           f"{POST} ('similarly'); formula: a library decision, docs/smoothing.md § F1"),
     OpSpec("smoothing.soft_kmax", sm.soft_kmax, ("x",), ("x",), _kmax_cases(),
            f"{POST} (soft-k-max recursion); re-quoted in https://kexue.fm/archives/10373"),
     OpSpec("smoothing.smooth_abs", sm.smooth_abs, ("x",), ("x",), _elementwise_cases(),

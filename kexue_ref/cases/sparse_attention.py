@@ -1,4 +1,4 @@
-"""Registry rows for sparse attention (https://kexue.fm/archives/6853, SPEC §7).
+"""Registry rows for sparse attention (https://kexue.fm/archives/6853; ``docs/sparse_attention.md``).
 
 Array inputs: ``q``, ``k``, ``v`` (differentiable), plus ``allowed`` (``attention``) and
 ``key_index`` (``indexed_attention``). The sequence mask of the pattern functions is the
@@ -59,7 +59,7 @@ def _pattern_cases(param, fn_name):
         c(f"T3-{P}5", 3, 5, tier="full", note="T < rate"),
         c(f"T3-{P}5-causal", 3, 5, tier="full", causal=True),
         c(f"T16-{P}4", 16, 4, tier="full", note="T divisible by the rate"),
-        c(f"T37-{P}4", 37, 4, tier="full", note="the SPEC's T = 37, R = 4"),
+        c(f"T37-{P}4", 37, 4, tier="full", note="T = 37, R = 4 of docs/sparse_attention.md (mean sparse row count 553/37)"),
         c(f"T37-{P}4-causal", 37, 4, tier="full", causal=True),
         c(f"T9-{P}1", 9, 1, tier="full"),
         c(f"B3-H2-T10-{P}2-causal-pad", 10, 2, B=3, H=2, tier="full", causal=True,
@@ -280,7 +280,7 @@ def _layout_cases():
 
 OPS = [
     OpSpec("sparse_attention.attention", sa.attention, ("q", "k", "v", "allowed"), ("q", "k", "v"),
-           _attention_cases(), f"{POST} (softmax(QKᵀ/√D)V with a boolean mask); SPEC §7.2",
+           _attention_cases(), f"{POST} (softmax(QKᵀ/√D)V with a boolean mask)",
            quirks={"fill": "*"},
            flags={"mask": "bool, True = may attend (D4)", "fully_masked_row": "0, zero gradient (D4)",
                   "fill": "None exact; c replaces disallowed scores"}),
@@ -288,22 +288,22 @@ OPS = [
            _pattern_cases("rate", "atrous_attention"), f"{POST} (Atrous Self Attention); keras: {KERAS}",
            quirks={"compat": ("keras",)},
            flags={"compat": "None = the post; 'keras' = AtrousSelfAttention as implemented, its "
-                            "s − 1e10 step rounded to float32 (SPEC §7.5, read not run)"}),
+                            "s − 1e10 step rounded to float32 (docs/sparse_attention.md, compat='keras'; read not run)"}),
     OpSpec("sparse_attention.local_attention", sa.local_attention, ("q", "k", "v"), ("q", "k", "v"),
            _pattern_cases("neighbors", "local_attention"), f"{POST} (Local Self Attention); keras: {KERAS}",
            quirks={"compat": ("keras",)},
            flags={"compat": "None = the post; 'keras' = LocalSelfAttention as implemented, its "
-                            "s − 1e10 step rounded to float32 (SPEC §7.5, read not run)"}),
+                            "s − 1e10 step rounded to float32 (docs/sparse_attention.md, compat='keras'; read not run)"}),
     OpSpec("sparse_attention.sparse_attention", sa.sparse_attention, ("q", "k", "v"), ("q", "k", "v"),
            _pattern_cases("rate", "sparse_attention"), f"{POST} (Sparse Self Attention); keras: {KERAS}",
            quirks={"compat": ("keras",)},
            flags={"compat": "None = the post; 'keras' = SparseSelfAttention as implemented: dilated "
-                            "local branch, double counting (SPEC §7.5, read not run)"}),
+                            "local branch, double counting (docs/sparse_attention.md, compat='keras'; read not run)"}),
     OpSpec("sparse_attention.indexed_attention", sa.indexed_attention, ("q", "k", "v", "key_index"),
-           ("q", "k", "v"), _indexed_cases(), "SPEC §7.2 (kernel row iteration over key lists)"),
+           ("q", "k", "v"), _indexed_cases(), f"{POST} (a pattern as per-query key lists, the row iteration of sparse kernels)"),
     OpSpec("sparse_attention.atrous_attention_blocked", sa.atrous_attention_blocked, ("q", "k", "v"),
            ("q", "k", "v"), _blocked_cases("rate", block=False),
-           f"{POST} (atrous by regrouping into R subsequences); SPEC §7.2"),
+           f"{POST} (atrous by regrouping into R subsequences)"),
     OpSpec("sparse_attention.local_attention_blocked", sa.local_attention_blocked, ("q", "k", "v"),
            ("q", "k", "v"), _blocked_cases("neighbors", block=True), f"{POST} (local by window extraction)"),
     OpSpec("sparse_attention.sparse_attention_blocked", sa.sparse_attention_blocked, ("q", "k", "v"),

@@ -1,3 +1,4 @@
+# Over 500 lines on purpose: a truth table, one mpmath formula per registry op (kexue_ref/cases/dgcnn.py).
 r"""Multiprecision truth for the DGCNN + probabilistic-graph extractor (``dgcnn.*`` registry ops).
 
 Post: Su Jianlin, https://kexue.fm/archives/6671 (DGCNN encoder, self attention, half-pointer

@@ -1,3 +1,4 @@
+# Over 500 lines on purpose: a truth table, one mpmath formula per registry op (kexue_ref/cases/on_lstm.py).
 r"""Multiprecision truth for the ON-LSTM tables (post https://kexue.fm/archives/6621).
 
 Every registry op of :mod:`kexue_ref.cases.on_lstm` is written here again from the equations of

@@ -1,3 +1,4 @@
+# Over 500 lines on purpose: a truth table, one mpmath formula per registry op (kexue_ref/cases/orthogonality.py).
 r"""Truth functions for kernel orthogonality (https://kexue.fm/archives/7169), in mpmath.
 
 Each function states one formula of the post (or of the baseline it cites: BigGAN's ``ortho`` /

@@ -1,3 +1,4 @@
+# Over 500 lines on purpose: a truth table, one mpmath formula per registry op (kexue_ref/cases/reparam.py).
 r"""Truth functions for reparameterization (https://kexue.fm/archives/6705), in mpmath.
 
 Each function restates one formula of the post (or of the paper it cites) in plain

@@ -1,3 +1,4 @@
+# Over 500 lines: a truth table, one plain-loop mpmath formula (and its VJP) per registry op of sparse attention.
 r"""Multiprecision truth for sparse attention (https://kexue.fm/archives/6853).
 
 Every op of ``kexue_ref/cases/sparse_attention.py`` is written again here from its definition,

@@ -11,7 +11,8 @@ Modules (one idea each):
   the 12/6-block stacks, receptive field;
 * :mod:`~kexue_ref.dgcnn.attention` – multi-head self-attention with key mask (D4);
 * :mod:`~kexue_ref.dgcnn.rnn` – GRU (the code) and LSTM (the post), bidirectional;
-* :mod:`~kexue_ref.dgcnn.heads` – subject/object heads, span positions, global gates;
+* :mod:`~kexue_ref.dgcnn.heads` – subject/object heads, global gates;
+* :mod:`~kexue_ref.dgcnn.features` – subject encoding: span positions, relative distances, BiRNN;
 * :mod:`~kexue_ref.dgcnn.losses` – clipped BCE weighted as the code;
 * :mod:`~kexue_ref.dgcnn.decode` – thresholds, nearest end, object pairing, set P/R/F1;
 * :mod:`~kexue_ref.dgcnn.layouts` – Keras ↔ PyTorch weight layouts;
@@ -26,8 +27,8 @@ from kexue_ref.dgcnn.attention import multihead_attention
 from kexue_ref.dgcnn.conv import (STACK_6, STACK_12, dgcnn_block, dgcnn_stack, dilated_conv1d, flip_gate,
                                   fuse_gate_kernels, receptive_field, split_gate_kernel)
 from kexue_ref.dgcnn.decode import corpus_prf, decode_objects, decode_subjects, f1_score, set_prf, spans_to_triples
-from kexue_ref.dgcnn.heads import (global_gate, object_heads, relative_distances, seq_maxpool, span_positions,
-                                   subject_features, subject_heads)
+from kexue_ref.dgcnn.features import relative_distances, span_positions, subject_features
+from kexue_ref.dgcnn.heads import global_gate, object_heads, seq_maxpool, subject_heads
 from kexue_ref.dgcnn.layouts import (conv1d_keras_to_torch, conv1d_torch, conv1d_torch_to_keras,
                                      dense_keras_to_torch, dense_torch_to_keras, gru_keras_to_torch)
 from kexue_ref.dgcnn.losses import extraction_loss, masked_bce

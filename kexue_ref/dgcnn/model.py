@@ -24,8 +24,8 @@ from kexue_ref._validate import check_choice, check_float_array, check_ndim, val
 from kexue_ref.dgcnn.attention import _attention
 from kexue_ref.dgcnn.conv import STACK_12, _check_bool, _stack
 from kexue_ref.dgcnn.decode import decode_objects, decode_subjects, spans_to_triples
-from kexue_ref.dgcnn.heads import (_check_span, _global_gate, _object_heads, _seq_maxpool,
-                                   _subject_features, _subject_heads)
+from kexue_ref.dgcnn.features import _check_span, _subject_features
+from kexue_ref.dgcnn.heads import _global_gate, _object_heads, _seq_maxpool, _subject_heads
 
 __all__ = ["DGCNNConfig", "init_params", "encode", "subject_probs", "object_probs", "forward",
            "extract_triples"]

@@ -1,4 +1,4 @@
-"""The only place where numba compilation flags are set (STYLE §7.2, decision D7).
+"""The only place where numba compilation flags are set (decision D7; ``docs/references.md``, "Fastmath flags").
 
 * ``FASTMATH``: a named flag set *without* ``nnan`` and ``ninf``, so the ``-inf`` and
   fully-masked-row guards of the kernels cannot be optimised away. ``reassoc`` is left out as

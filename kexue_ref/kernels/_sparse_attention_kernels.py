@@ -1,3 +1,4 @@
+# Over 500 lines: numba's cache tracks only this source file, so the kernels and their jitted helpers share it.
 r"""numba kernels behind :mod:`kexue_ref.kernels.sparse_attention` (private).
 
 Every kernel works on heads flattened into one axis: q (BH, T, D), k (BH, T, D), v (BH, T, Dv),

@@ -35,7 +35,7 @@ from autograd.extend import defvjp_argnums, primitive
 from autograd.tracer import getval
 
 from kexue_ref._validate import check_float_array, check_int
-from kexue_ref.sparse_attention import _check_key_index  # input checks shared with the oracle (not mask logic)
+from kexue_ref.sparse_attention.indexed import _check_key_index  # input checks shared with the oracle (not mask logic)
 from kexue_ref.kernels import _sparse_attention_kernels as _kern
 from kexue_ref.kernels import _sparse_attention_lists as _lists
 
@@ -459,7 +459,8 @@ def indexed_attention(q, k, v, key_index, *, mask=None):
 
     Notes
     -----
-    Source: SPEC §7.2, "kernel row iteration" (https://kexue.fm/archives/6853 for the
+    Source: a sparse kernel's row iteration over per-query key lists
+    (``docs/sparse_attention_kernels.md``, "Which keys"; https://kexue.fm/archives/6853 for the
     patterns); readable twin :func:`kexue_ref.sparse_attention.indexed_attention`. Kernel:
     one task per row for the forward and dQ (P and dS are kept per list slot, memory
     O(B·H·T·Kmax)), one task per key for dK and dV through the transposed lists. Scores and
