@@ -13,8 +13,8 @@ import pytest
 
 mpmath = pytest.importorskip("mpmath")
 
-from kexue_ref import registry, tables  # noqa: E402
-from ._util import EPS, mp  # noqa: E402
+from kexue_ref import tables  # noqa: E402
+from ._util import mp, case_named as _case, bump as _bump  # noqa: E402
 from kexue_ref.certify import truth_dgcnn as td  # noqa: E402
 
 
@@ -406,19 +406,6 @@ def test_layouts_are_permutations_and_the_torch_conv_matches_same_for_odd_k():
 # ---------------------------------------------------------------------------
 
 certify = pytest.importorskip("kexue_ref.certify")
-
-
-def _case(op, name):
-    return next(c for c in registry.cases(op, "all") if c.name == name)
-
-
-def _bump(rec, case, member, idx, k=6.0):
-    """Move one entry by k·eps·S (≥ k ulps of any entry ≤ S)."""
-    scale = tables.natural_scales(case, rec)[member]["scale"]
-    bad = dict(rec)
-    bad[member] = rec[member].copy()
-    bad[member][idx] += k * EPS * scale
-    return bad
 
 
 @pytest.mark.parametrize("op, name, member, idx", [

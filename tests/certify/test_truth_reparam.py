@@ -11,8 +11,8 @@ import pytest
 
 mpmath = pytest.importorskip("mpmath")
 
-from kexue_ref import registry, tables  # noqa: E402
-from ._util import EPS, mp  # noqa: E402
+from kexue_ref import tables  # noqa: E402
+from ._util import mp, case_named as _case, bump as _bump  # noqa: E402
 from kexue_ref.certify import truth_reparam as tr  # noqa: E402
 
 
@@ -324,19 +324,6 @@ def test_normal_estimators():
 # ---------------------------------------------------------------------------
 
 certify = pytest.importorskip("kexue_ref.certify")
-
-
-def _case(op, name):
-    return next(c for c in registry.cases(op, "all") if c.name == name)
-
-
-def _bump(rec, case, member, idx, k=6.0):
-    """Move one entry by k·eps·S (≥ k ulps of any entry ≤ S)."""
-    scale = tables.natural_scales(case, rec)[member]["scale"]
-    bad = dict(rec)
-    bad[member] = rec[member].copy()
-    bad[member][idx] += k * EPS * scale
-    return bad
 
 
 @pytest.mark.parametrize("op, name, member, idx", [

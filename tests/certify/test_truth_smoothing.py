@@ -10,8 +10,8 @@ import pytest
 
 mpmath = pytest.importorskip("mpmath")
 
-from kexue_ref import registry, tables  # noqa: E402
-from ._util import EPS, mp  # noqa: E402
+from kexue_ref import tables  # noqa: E402
+from ._util import EPS, mp, case_named as _case  # noqa: E402
 from kexue_ref.certify import truth_smoothing as ts  # noqa: E402
 
 X_POST = [2.0, 1.0, 4.0, 5.0, 3.0]
@@ -151,10 +151,6 @@ def test_soft_kmax_gradient_resolves_tiny_entries():
 # ---------------------------------------------------------------------------
 
 certify = pytest.importorskip("kexue_ref.certify")
-
-
-def _case(op, name):
-    return next(c for c in registry.cases(op, "all") if c.name == name)
 
 
 @pytest.mark.parametrize("op, name, member, idx", [

@@ -11,7 +11,7 @@ mpmath = pytest.importorskip("mpmath")
 
 from kexue_ref import registry, tables  # noqa: E402
 from kexue_ref.certify import _mp  # noqa: E402
-from ._util import EPS  # noqa: E402
+from ._util import EPS, case_named as _case  # noqa: E402
 from kexue_ref.certify import truth_sparse_attention as ts  # noqa: E402
 
 
@@ -239,10 +239,6 @@ def test_keras_collapse_grad_rounds_the_score_cotangent_to_float32():
 # ---------------------------------------------------------------------------
 # Certification rejects wrong tables
 # ---------------------------------------------------------------------------
-
-def _case(op, name):
-    return next(c for c in registry.cases(op, "all") if c.name == name)
-
 
 @pytest.mark.parametrize("op, name, member", [
     ("sparse_attention.attention", "B2-H2-Tq5-Tk7", "output.out"),
